@@ -1,0 +1,107 @@
+"""The one interface every destination kind implements.
+
+A destination is one place (folder, bucket prefix, Drive folder) where one challenge's
+release files go. Adapters are thin: fsspec filesystems where they fit, the provider's own
+API only where fsspec has no verb (bucket policies, IAM, Drive permissions). Provider errors
+are mapped to :class:`ppipe.errors.DestinationError` right where the provider is called.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, ClassVar
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """What is actually stored under a release name: its size and the sha256 of its bytes."""
+
+    size: int
+    sha256: str
+
+
+@dataclass(frozen=True)
+class GrantResult:
+    """What a grant did, in words, and (iam-user-policy only) where a new access key was written."""
+
+    description: str
+    credentials_file: Path | None = None
+
+
+class Destination(ABC):
+    """One challenge's releases at one place. Constructed from a destination spec and the challenge name."""
+
+    kind: ClassVar[str]
+
+    def __init__(self, spec, challenge: str):
+        self.spec = spec
+        self.challenge = challenge
+
+    @property
+    def uri(self) -> str:
+        """The challenge's location, e.g. ``s3://bucket/prefix`` (same string as ``spec.location``)."""
+        return self.spec.location(self.challenge)
+
+    def uri_of(self, name: str) -> str:
+        """The URI of the release file ``name``."""
+        return f"{self.uri}/{name}"
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.uri}>"
+
+    @abstractmethod
+    def prepare(self) -> None:
+        """Create the bucket/folder for the challenge if missing. Idempotent. Returns None.
+
+        Raises DestinationError when the location cannot be used (refused, owned by someone
+        else, parent folder missing, bad credentials).
+        """
+
+    @abstractmethod
+    def upload(self, local_file: Path, name: str) -> str:
+        """Store ``local_file`` as release ``name``; return the object's URI (``uri_of(name)``).
+
+        Atomic: a reader sees either no object or the whole file under ``name``, never a
+        partial one. Uploading the same name again replaces the object (no duplicate).
+        """
+
+    @abstractmethod
+    def stat(self, name: str) -> ObjectInfo | None:
+        """Size and sha256 of the bytes stored under ``name`` (read back), or None if absent."""
+
+    def exists(self, name: str, sha256: str) -> bool:
+        """True when ``name`` is stored with exactly the content whose sha256 is given.
+
+        Adapters may answer from checksum metadata written at upload; the default reads back.
+        """
+        info = self.stat(name)
+        return info is not None and info.sha256 == sha256
+
+    @abstractmethod
+    def delete(self, name: str) -> None:
+        """Remove release ``name`` if present (used when a challenge is deleted). Idempotent."""
+
+    @abstractmethod
+    def grant(self, identity: str, role: str = "reader", *, via: str | None = None, notify: bool = False) -> GrantResult:
+        """Give ``identity`` read access (``role``) to this challenge's location only. Idempotent."""
+
+    @abstractmethod
+    def revoke(self, identity: str, *, via: str | None = None) -> None:
+        """Remove the access ppipe granted to ``identity`` here, and nothing else. Idempotent."""
+
+
+def sha256_of(stream: BinaryIO, chunk: int = 1 << 20) -> tuple[int, str]:
+    """(size, sha256 hex) of a binary stream, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    while block := stream.read(chunk):
+        digest.update(block)
+        size += len(block)
+    return size, digest.hexdigest()
+
+
+def file_sha256(path: Path) -> tuple[int, str]:
+    with open(path, "rb") as stream:
+        return sha256_of(stream)
