@@ -1,0 +1,103 @@
+"""Commands on challenges: plan, create, list, show, delete."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.table import Table
+
+from ppipe import api
+from ppipe.cli import command, console, print_json
+from ppipe.ledger import ChallengeRecord
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
+SpecFile = Annotated[Path, typer.Argument(help="Challenge file (YAML), e.g. deployments/sensors-week.yaml.")]
+Name = Annotated[str, typer.Argument(help="Challenge name.")]
+
+
+@command("plan")
+def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
+    """Show the releases a challenge file would make: rows, when, where. Writes nothing."""
+    challenge = api.load(file)
+    n_rows, releases = api.plan(challenge)
+    if json_output:
+        print_json({
+            "challenge": challenge.name, "rows": n_rows, "destinations": challenge.destination_labels(),
+            "releases": [release.to_json() for release in releases],
+        })
+        return
+    table = Table(title=f"{challenge.name}: {n_rows} rows in {len(releases)} releases")
+    for column in ("release", "rows", "range", "when", "where"):
+        table.add_column(column, justify="right" if column == "rows" else "left")
+    for release in releases:
+        table.add_row(
+            release.name, str(release.rows), f"[{release.start}, {release.stop})",
+            release.scheduled_at.isoformat(), "\n".join(release.destinations),
+        )
+    console.print(table)
+
+
+@command("create")
+def create(file: SpecFile) -> None:
+    """Validate a challenge file, stage its source once (counting rows) and register it in the ledger."""
+    record = api.create(api.load(file))
+    console.print(f"created {record.name} ({record.id}): {record.n_rows} rows, "
+                  f"{len(record.challenge().proportions)} releases", markup=False)
+
+
+def _challenge_json(record: ChallengeRecord) -> dict:
+    return {
+        "name": record.name, "id": str(record.id), "state": record.state, "rows": record.n_rows,
+        "created_at": record.created_at.isoformat(), "releases": len(record.challenge().proportions),
+    }
+
+
+@command("list")
+def list_(json_output: JsonFlag = False) -> None:
+    """List the challenges in the ledger."""
+    records = api.list_challenges()
+    if json_output:
+        print_json({"challenges": [_challenge_json(record) for record in records]})
+        return
+    table = Table(title="challenges")
+    for column in ("name", "state", "rows", "releases", "created"):
+        table.add_column(column)
+    for record in records:
+        row = _challenge_json(record)
+        table.add_row(row["name"], row["state"], str(row["rows"]), str(row["releases"]), row["created_at"])
+    console.print(table)
+
+
+@command("show")
+def show(name: Name, json_output: JsonFlag = False) -> None:
+    """Show a challenge's releases and where each one stands, per destination."""
+    record = api.open_ledger().get(name)
+    releases = api.release_status(name)
+    if json_output:
+        print_json({**_challenge_json(record), "releases": [release.to_json() for release in releases]})
+        return
+    table = Table(title=f"{name} ({record.state}): {record.n_rows} rows")
+    for column in ("release", "rows", "when", "destination", "status", "sha256", "uri"):
+        table.add_column(column)
+    for release in releases:
+        for row in release.deliveries:
+            table.add_row(
+                release.name, str(release.rows), release.scheduled_at.isoformat(), row.destination,
+                row.status + (f": {row.error}" if row.error else ""), (row.sha256 or "")[:12], row.uri or "",
+            )
+    console.print(table)
+
+
+@command("delete")
+def delete(
+    name: Name,
+    yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+) -> None:
+    """Delete a challenge from the ledger (delivered files stay where they are)."""
+    record = api.open_ledger().get(name)
+    if not yes and not typer.confirm(f"Delete challenge {name} ({record.state}, {record.n_rows} rows)?"):
+        raise typer.Exit(1)
+    api.delete(name)
+    console.print(f"deleted {name}", markup=False)

@@ -1,0 +1,424 @@
+"""The ledger: a thin SQLModel record of challenges, their releases and grants.
+
+SQLite in ``PPIPE_HOME`` by default, PostgreSQL when ``PPIPE_DATABASE_URL`` says so.
+One release row per (challenge, release index, destination): that is the unit delivered
+exactly once. A row is *claimed* by a conditional UPDATE before any work starts, so two
+runs never work on the same row; a claim carries a lease, and an expired lease (a dead
+run) may be taken over.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime, timedelta, timezone
+from typing import Any, Iterable
+
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event, func, or_, update
+from sqlalchemy.engine import Engine
+from sqlalchemy.types import TypeDecorator
+from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
+
+from ppipe import settings
+from ppipe.errors import ConflictError, NotFoundError, PpipeError
+from ppipe.model import Challenge, Grant
+from ppipe.specfile import parse_challenge
+
+CHALLENGE_STATES = ("active", "paused", "finished", "cancelled")
+RELEASE_STATES = ("planned", "running", "delivered", "failed")
+#: How long a claim holds before another run may take the release over.
+DEFAULT_LEASE = timedelta(minutes=45)
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class UTCDateTime(TypeDecorator):
+    """Aware datetimes in, aware UTC datetimes out; stored as naive UTC on every backend."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("the ledger stores timezone-aware datetimes only")
+        return value.astimezone(timezone.utc).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        return None if value is None else value.replace(tzinfo=timezone.utc)
+
+
+def _when(**kwargs: Any) -> Any:
+    return Field(sa_type=UTCDateTime, **kwargs)
+
+
+# --- tables --------------------------------------------------------------------------------
+
+
+class ChallengeRecord(SQLModel, table=True):
+    __tablename__ = "challenges"
+
+    id: uuid.UUID = Field(primary_key=True)
+    name: str = Field(index=True, unique=True, max_length=64)
+    spec: dict = Field(sa_column=Column(JSON, nullable=False))
+    n_rows: int
+    state: str = Field(default="active", max_length=16)
+    created_at: datetime = _when(default_factory=utcnow)
+    updated_at: datetime = _when(default_factory=utcnow)
+
+    def challenge(self) -> Challenge:
+        return parse_challenge(self.spec, file=f"ledger:{self.name}")
+
+
+class ReleaseRecord(SQLModel, table=True):
+    __tablename__ = "releases"
+    __table_args__ = (
+        UniqueConstraint("challenge_id", "index", "destination", name="uq_release_destination"),
+        Index("ix_releases_due", "challenge_id", "status", "scheduled_at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_id: uuid.UUID = Field(foreign_key="challenges.id", ondelete="CASCADE")
+    index: int
+    name: str = Field(max_length=255)
+    destination: str = Field(max_length=1024)
+    start: int
+    stop: int
+    rows: int
+    scheduled_at: datetime = _when()
+    status: str = Field(default="planned", max_length=16)
+    attempts: int = 0
+    claimed_by: str | None = Field(default=None, max_length=128)
+    claim_expires_at: datetime | None = _when(default=None)
+    started_at: datetime | None = _when(default=None)
+    delivered_at: datetime | None = _when(default=None)
+    updated_at: datetime = _when(default_factory=utcnow)
+    error: str | None = None
+    sha256: str | None = Field(default=None, max_length=64)
+    bytes: int | None = None
+    row_count: int | None = None
+    uri: str | None = Field(default=None, max_length=2048)
+    flow_run_id: str | None = Field(default=None, max_length=64)
+    task_run_id: str | None = Field(default=None, max_length=64)
+
+
+class GrantRecord(SQLModel, table=True):
+    __tablename__ = "grants"
+    __table_args__ = (UniqueConstraint("challenge_id", "key", name="uq_grant"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    challenge_id: uuid.UUID = Field(foreign_key="challenges.id", ondelete="CASCADE")
+    key: str = Field(max_length=600)
+    service: str = Field(max_length=8)
+    identity: str = Field(max_length=512)
+    role: str = Field(max_length=64)
+    via: str | None = Field(default=None, max_length=32)
+    notify: bool = False
+    state: str = Field(default="active", max_length=16)  # active | revoked
+    created_at: datetime = _when(default_factory=utcnow)
+    revoked_at: datetime | None = _when(default=None)
+
+    def grant(self) -> Grant:
+        return Grant(service=self.service, identity=self.identity, role=self.role, via=self.via, notify=self.notify)
+
+
+class GrantApplication(SQLModel, table=True):
+    """That a grant (or its revocation) has been applied at one destination, and when."""
+
+    __tablename__ = "grant_applications"
+    __table_args__ = (UniqueConstraint("grant_id", "destination", name="uq_grant_destination"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    grant_id: int = Field(foreign_key="grants.id", ondelete="CASCADE")
+    destination: str = Field(max_length=1024)
+    state: str = Field(max_length=16)  # the grant state that was applied: active | revoked
+    applied_at: datetime = _when(default_factory=utcnow)
+
+
+# --- engine --------------------------------------------------------------------------------
+
+
+def make_engine(url: str | None = None) -> Engine:
+    url = url or settings.database_url()
+    if url.startswith("sqlite"):
+        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        event.listen(engine, "connect", _sqlite_pragmas)
+    else:
+        engine = create_engine(url, pool_pre_ping=True)
+    try:
+        SQLModel.metadata.create_all(engine)
+    except Exception as exc:  # unreachable server, bad credentials, unwritable file
+        raise PpipeError(f"ledger {engine.url.render_as_string(hide_password=True)}: cannot open: {_first_line(exc)}") from None
+    return engine
+
+
+def _sqlite_pragmas(dbapi_connection, _record) -> None:
+    # WAL lets readers run beside a writer; foreign keys make deletes cascade.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+# --- the ledger ----------------------------------------------------------------------------
+
+
+class Ledger:
+    """Every read and write of ppipe's state goes through here."""
+
+    def __init__(self, url: str | None = None, engine: Engine | None = None):
+        self.engine = engine or make_engine(url)
+
+    def session(self) -> Session:
+        return Session(self.engine, expire_on_commit=False)
+
+    # -- challenges -----------------------------------------------------------------------
+
+    def add_challenge(self, challenge: Challenge, n_rows: int) -> ChallengeRecord:
+        """Record a challenge, its planned releases (one row per destination) and its grants.
+
+        Raises SpecError (from planning) for an empty release and ConflictError for a taken name.
+        """
+        releases = challenge.plan(n_rows)
+        record = ChallengeRecord(id=challenge.id, name=challenge.name, spec=challenge.to_spec(), n_rows=n_rows)
+        with self.session() as session:
+            if session.exec(select(ChallengeRecord.id).where(ChallengeRecord.name == challenge.name)).first():
+                raise ConflictError(f"challenge {challenge.name!r} already exists: delete it first or pick another name")
+            session.add(record)
+            session.flush()
+            for release in releases:
+                for destination in release.destinations:
+                    session.add(
+                        ReleaseRecord(
+                            challenge_id=record.id, index=release.index, name=release.name,
+                            destination=destination, start=release.start, stop=release.stop,
+                            rows=release.rows, scheduled_at=release.scheduled_at,
+                        )
+                    )
+            for grant in challenge.grants:
+                session.add(_grant_record(record.id, grant))
+            session.commit()
+        return record
+
+    def exists(self, name: str) -> bool:
+        with self.session() as session:
+            return session.exec(select(ChallengeRecord.id).where(ChallengeRecord.name == name)).first() is not None
+
+    def get(self, name: str) -> ChallengeRecord:
+        with self.session() as session:
+            record = session.exec(select(ChallengeRecord).where(ChallengeRecord.name == name)).first()
+        if record is None:
+            raise NotFoundError(f"no challenge named {name!r} in the ledger (see 'ppipe list')")
+        return record
+
+    def challenge(self, name: str) -> Challenge:
+        return self.get(name).challenge()
+
+    def list_challenges(self) -> list[ChallengeRecord]:
+        with self.session() as session:
+            return list(session.exec(select(ChallengeRecord).order_by(ChallengeRecord.created_at)))
+
+    def delete_challenge(self, name: str) -> None:
+        record = self.get(name)
+        with self.session() as session:
+            grant_ids = select(GrantRecord.id).where(GrantRecord.challenge_id == record.id)
+            session.exec(delete(GrantApplication).where(GrantApplication.grant_id.in_(grant_ids)))
+            for table in (GrantRecord, ReleaseRecord):
+                session.exec(delete(table).where(table.challenge_id == record.id))
+            session.exec(delete(ChallengeRecord).where(ChallengeRecord.id == record.id))
+            session.commit()
+
+    def set_state(self, name: str, state: str, *, only_from: Iterable[str] | None = None) -> ChallengeRecord:
+        """Change a challenge's state; ConflictError if it is not in one of ``only_from``."""
+        if state not in CHALLENGE_STATES:
+            raise ValueError(f"unknown state {state!r}")
+        record = self.get(name)
+        allowed = tuple(only_from) if only_from is not None else CHALLENGE_STATES
+        with self.session() as session:
+            result = session.exec(
+                update(ChallengeRecord)
+                .where(ChallengeRecord.id == record.id, ChallengeRecord.state.in_(allowed))
+                .values(state=state, updated_at=utcnow())
+            )
+            session.commit()
+        if result.rowcount != 1:
+            raise ConflictError(f"challenge {name!r} is {record.state}: cannot make it {state}")
+        return self.get(name)
+
+    def finish_if_complete(self, name: str) -> bool:
+        """Mark an active challenge finished when every release row is delivered; True if it is finished."""
+        record = self.get(name)
+        with self.session() as session:
+            pending = session.exec(
+                select(func.count()).select_from(ReleaseRecord).where(
+                    ReleaseRecord.challenge_id == record.id, ReleaseRecord.status != "delivered"
+                )
+            ).one()
+            if pending == 0 and record.state == "active":
+                session.exec(
+                    update(ChallengeRecord).where(ChallengeRecord.id == record.id, ChallengeRecord.state == "active")
+                    .values(state="finished", updated_at=utcnow())
+                )
+                session.commit()
+        return pending == 0
+
+    # -- releases -------------------------------------------------------------------------
+
+    def releases(self, name: str) -> list[ReleaseRecord]:
+        """Every release row of a challenge, by release index then destination."""
+        record = self.get(name)
+        with self.session() as session:
+            return list(session.exec(
+                select(ReleaseRecord).where(ReleaseRecord.challenge_id == record.id)
+                .order_by(ReleaseRecord.index, ReleaseRecord.id)
+            ))
+
+    def due(self, name: str, now: datetime | None = None, *, index: int | None = None) -> list[ReleaseRecord]:
+        """Rows scheduled at or before ``now`` that are not delivered and not held by a live claim, oldest first."""
+        now = now or utcnow()
+        record = self.get(name)
+        query = select(ReleaseRecord).where(
+            ReleaseRecord.challenge_id == record.id,
+            ReleaseRecord.scheduled_at <= now,
+            _claimable(now),
+        )
+        if index is not None:
+            query = query.where(ReleaseRecord.index == index)
+        with self.session() as session:
+            return list(session.exec(query.order_by(ReleaseRecord.scheduled_at, ReleaseRecord.index, ReleaseRecord.id)))
+
+    def next_due(self, name: str, now: datetime | None = None) -> datetime | None:
+        """When the next undelivered release is scheduled after ``now`` (None if none)."""
+        now = now or utcnow()
+        record = self.get(name)
+        with self.session() as session:
+            return session.exec(
+                select(func.min(ReleaseRecord.scheduled_at)).where(
+                    ReleaseRecord.challenge_id == record.id,
+                    ReleaseRecord.status != "delivered",
+                    ReleaseRecord.scheduled_at > now,
+                )
+            ).one()
+
+    def claim(self, release_id: int, owner: str, *, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None) -> bool:
+        """Atomically take a release row for ``owner``; False if another run holds or delivered it.
+
+        One conditional UPDATE, so two runs racing for the same row cannot both win
+        (no read-then-write window), on SQLite and PostgreSQL alike.
+        """
+        now = now or utcnow()
+        with self.session() as session:
+            result = session.exec(
+                update(ReleaseRecord)
+                .where(ReleaseRecord.id == release_id, _claimable(now))
+                .values(
+                    status="running", claimed_by=owner, claim_expires_at=now + lease,
+                    attempts=ReleaseRecord.attempts + 1, started_at=now, updated_at=now, error=None,
+                )
+            )
+            session.commit()
+        return result.rowcount == 1
+
+    def mark_delivered(
+        self, release_id: int, owner: str, *, sha256: str, bytes: int, row_count: int, uri: str,
+        flow_run_id: str | None = None, task_run_id: str | None = None,
+    ) -> bool:
+        """Record a delivery; only the run that holds the claim may. False if it lost the claim."""
+        now = utcnow()
+        return self._finish_claim(
+            release_id, owner, status="delivered", delivered_at=now, sha256=sha256, bytes=bytes,
+            row_count=row_count, uri=uri, flow_run_id=flow_run_id, task_run_id=task_run_id, error=None,
+        )
+
+    def mark_failed(self, release_id: int, owner: str, error: str, *, flow_run_id: str | None = None) -> bool:
+        """Record a failure (the row becomes claimable again by the next run)."""
+        return self._finish_claim(release_id, owner, status="failed", error=error[:2000], flow_run_id=flow_run_id)
+
+    def _finish_claim(self, release_id: int, owner: str, **values: Any) -> bool:
+        with self.session() as session:
+            result = session.exec(
+                update(ReleaseRecord)
+                .where(ReleaseRecord.id == release_id, ReleaseRecord.claimed_by == owner,
+                       ReleaseRecord.status == "running")
+                .values(claim_expires_at=None, updated_at=utcnow(), **values)
+            )
+            session.commit()
+        return result.rowcount == 1
+
+    # -- grants ---------------------------------------------------------------------------
+
+    def grants(self, name: str, *, state: str | None = "active") -> list[GrantRecord]:
+        record = self.get(name)
+        query = select(GrantRecord).where(GrantRecord.challenge_id == record.id)
+        if state:
+            query = query.where(GrantRecord.state == state)
+        with self.session() as session:
+            return list(session.exec(query.order_by(GrantRecord.id)))
+
+    def add_grant(self, name: str, grant: Grant) -> GrantRecord:
+        """Record a grant as active (re-activating a revoked one); its applications start over."""
+        return self._set_grant(name, grant, "active")
+
+    def revoke_grant(self, name: str, grant: Grant) -> GrantRecord:
+        """Record a grant as revoked; NotFoundError if it was never granted."""
+        return self._set_grant(name, grant, "revoked")
+
+    def _set_grant(self, name: str, grant: Grant, state: str) -> GrantRecord:
+        record = self.get(name)
+        with self.session() as session:
+            row = session.exec(
+                select(GrantRecord).where(GrantRecord.challenge_id == record.id, GrantRecord.key == grant.key)
+            ).first()
+            if row is None and state == "revoked":
+                raise NotFoundError(f"challenge {name!r} has no {grant.service} grant for {grant.identity!r}")
+            row = row or _grant_record(record.id, grant)
+            row.state, row.role, row.notify = state, grant.role, grant.notify
+            row.revoked_at = utcnow() if state == "revoked" else None
+            session.add(row)
+            session.flush()
+            session.exec(delete(GrantApplication).where(GrantApplication.grant_id == row.id))
+            session.commit()
+            session.refresh(row)
+        return row
+
+    def unapplied_grants(self, name: str, destination: str, service: str) -> list[GrantRecord]:
+        """Grants (active or revoked) whose current state is not yet applied at ``destination``."""
+        record = self.get(name)
+        applied = select(GrantApplication.grant_id).where(GrantApplication.destination == destination)
+        with self.session() as session:
+            return list(session.exec(
+                select(GrantRecord).where(
+                    GrantRecord.challenge_id == record.id, GrantRecord.service == service,
+                    GrantRecord.id.not_in(applied),
+                ).order_by(GrantRecord.id)
+            ))
+
+    def record_grant_applied(self, grant_id: int, destination: str, state: str) -> None:
+        with self.session() as session:
+            session.exec(delete(GrantApplication).where(
+                GrantApplication.grant_id == grant_id, GrantApplication.destination == destination))
+            session.add(GrantApplication(grant_id=grant_id, destination=destination, state=state))
+            session.commit()
+
+
+def _claimable(now: datetime):
+    """Rows no live run holds: planned, failed, or running with an expired lease."""
+    return or_(
+        ReleaseRecord.status.in_(("planned", "failed")),
+        (ReleaseRecord.status == "running") & (ReleaseRecord.claim_expires_at < now),
+    )
+
+
+def _grant_record(challenge_id: uuid.UUID, grant: Grant) -> GrantRecord:
+    return GrantRecord(
+        challenge_id=challenge_id, key=grant.key, service=grant.service, identity=grant.identity,
+        role=grant.role, via=grant.via, notify=grant.notify,
+    )
