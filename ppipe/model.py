@@ -83,6 +83,10 @@ def parse_duration(value: Any) -> timedelta:
     """
     if isinstance(value, str):
         text = value.strip().lower()
+        if text.startswith("-") and len(text) > 1:
+            return -parse_duration(text[1:])
+        if re.fullmatch(r"\d+(?:\.\d+)?", text):
+            return timedelta(seconds=float(text))
         if text and _COMPACT.sub("", text).strip() == "":
             return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _COMPACT.findall(text)))
     if isinstance(value, bool):

@@ -6,7 +6,10 @@ import os
 
 import pytest
 
-pytest_plugins = ["tests.servers"]
+pytest_plugins = [
+    "tests.servers",
+    "tests.fixtures_ledger",
+]
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
