@@ -63,4 +63,4 @@ def main() -> None:
 
 
 # Importing the command modules registers their commands.
-from ppipe.cli import challenges, access  # noqa: E402,F401,I001
+from ppipe.cli import challenges, access, integrity  # noqa: E402,F401,I001

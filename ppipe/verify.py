@@ -1,0 +1,83 @@
+"""Integrity: is every delivered release really there, unchanged, and do they add up to the source?"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from ppipe.destinations import open_destination
+from ppipe.errors import PpipeError
+from ppipe.ledger import Ledger, ReleaseRecord
+
+
+@dataclass
+class Report:
+    """What ``verify`` found: checked objects and one line per problem."""
+
+    checked: int = 0
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+
+def verify(name: str, ledger: Ledger | None = None) -> Report:
+    """Check every delivered (release, destination) and the row accounting of the challenge.
+
+    For each delivered row: the object exists with the recorded size and sha256 (read back).
+    Across releases: each delivered release holds exactly its planned rows, the delivered
+    ranges never overlap, and when all are delivered they cover the source's rows exactly.
+    """
+    ledger = ledger or Ledger()
+    record = ledger.get(name)
+    challenge = record.challenge()
+    rows = ledger.releases(name)
+    destinations = {spec.location(name): open_destination(spec, name) for spec in challenge.destinations}
+    report = Report()
+    for row in rows:
+        if row.status == "delivered":
+            report.checked += 1
+            problem = _check_object(row, destinations, challenge.release_file_name(row.index))
+            if problem:
+                report.problems.append(problem)
+    report.problems.extend(_check_rows(rows, record.n_rows))
+    return report
+
+
+def _check_object(row: ReleaseRecord, destinations: dict, file_name: str) -> str | None:
+    where = f"{row.name} at {row.destination}"
+    destination = destinations.get(row.destination)
+    if destination is None:
+        return f"{where}: the challenge has no such destination any more"
+    try:
+        info = destination.stat(file_name)
+    except PpipeError as exc:
+        return f"{where}: cannot be read: {exc}"
+    if info is None:
+        return f"{where}: missing ({destination.uri_of(file_name)} does not exist)"
+    if info.size != row.bytes:
+        return f"{where}: {info.size} bytes stored, {row.bytes} delivered"
+    if info.sha256 != row.sha256:
+        return f"{where}: content changed (sha256 {info.sha256[:12]}… stored, {row.sha256[:12]}… delivered)"
+    return None
+
+
+def _check_rows(rows: list[ReleaseRecord], n_rows: int) -> list[str]:
+    problems = []
+    delivered: dict[int, ReleaseRecord] = {}
+    for row in rows:
+        if row.status != "delivered":
+            continue
+        if row.row_count != row.rows:
+            problems.append(f"{row.name} at {row.destination}: {row.row_count} rows delivered, {row.rows} planned")
+        delivered.setdefault(row.index, row)
+    ranges = sorted((row.start, row.stop, row.name) for row in delivered.values())
+    for (_, stop, first), (start, _, second) in zip(ranges, ranges[1:]):
+        if start < stop:
+            problems.append(f"{first} and {second} overlap: rows [{start}, {stop}) would be delivered twice")
+    all_indexes = {row.index for row in rows}
+    if delivered and set(delivered) == all_indexes:
+        covered = sum(stop - start for start, stop, _ in ranges)
+        if covered != n_rows or ranges[0][0] != 0 or ranges[-1][1] != n_rows:
+            problems.append(f"the releases cover {covered} rows, the source has {n_rows}")
+    return problems
