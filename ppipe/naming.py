@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import ipaddress
 import re
+import string
 
 _S3_BUCKET = re.compile(r"^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$")
 _GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
@@ -17,6 +18,7 @@ _IAM_USER = re.compile(r"^[\w+=,.@-]{1,64}$")
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _GCS_MEMBER_KINDS = ("user", "group", "serviceAccount")
 _DRIVE_ID = re.compile(r"^[A-Za-z0-9_-]{1,128}$")
+_MAX_NAME = 200
 _FOLDER = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
 _PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
 
@@ -61,6 +63,8 @@ def check_prefix(prefix: str) -> str:
 
 
 def check_folder_name(name: str) -> str:
+    if len(name) > _MAX_NAME:
+        raise ValueError(f"{name[:40]!r}... is not a valid folder name: at most {_MAX_NAME} characters, it has {len(name)}")
     if name in (".", "..") or not _FOLDER.match(name):
         raise ValueError(f"{name!r} is not a valid folder name: no '/', '\\', control characters, '.' or '..'")
     return name
@@ -82,6 +86,9 @@ def check_identity(service: str, identity: str, via: str = "bucket-policy") -> s
     """Validate (and normalise) a participant identity for a service; ValueError if malformed."""
     identity = identity.strip()
     if service == "drive":
+        kind, sep, who = identity.partition(":")
+        if sep and kind in ("user", "group"):
+            return f"{kind}:{check_email(who)}" if kind == "group" else check_email(who)
         return check_email(identity)
     if service == "gcs":
         kind, sep, who = identity.partition(":")
@@ -106,15 +113,27 @@ def check_identity(service: str, identity: str, via: str = "bucket-policy") -> s
 
 def check_name_template(template: str) -> str:
     """A release file-name template: must contain {index}; only {index} and {challenge}."""
+    only = f"{template!r}: only {{index}} and {{challenge}} may be used"
     try:
+        fields = [field for _, field, _, _ in string.Formatter().parse(template) if field is not None]
+        for field in fields:
+            if field not in ("index", "challenge"):
+                raise ValueError(f"not {{{field}}}")
         sample = template.format(index=0, challenge="c")
-    except (KeyError, IndexError, ValueError) as exc:
-        raise ValueError(f"{template!r}: only {{index}} and {{challenge}} may be used ({exc})") from None
-    if "{index" not in template:
+    except (KeyError, IndexError, ValueError, TypeError) as exc:
+        raise ValueError(f"{only} ({exc})") from None
+    if "index" not in fields:
         raise ValueError(f"{template!r} must contain {{index}} so that each release has its own name")
     check_folder_name(sample)
     if sample.startswith("."):
         raise ValueError(f"{template!r} must not make hidden files")
+    # The longest name it can make: a 50-character challenge name, the 100000th release.
+    longest = template.format(index=99_999, challenge="c" * 50)
+    if len(longest) > _MAX_NAME:
+        raise ValueError(
+            f"{template!r} makes names of up to {len(longest)} characters (50-character challenge name): "
+            f"at most {_MAX_NAME}"
+        )
     return template
 
 
