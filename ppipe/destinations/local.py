@@ -1,0 +1,109 @@
+"""Local (or shared, mounted) folders: releases at ``<path>/<folder or challenge>/<name>``.
+
+Uses fsspec's local filesystem for listing and removal; the upload is a copy to a hidden
+temporary name in the same folder, fsync, then an atomic rename, so a reader never sees a
+partial file. Local folders have no per-identity access control: grants are refused.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+
+import fsspec
+
+from ppipe.destinations.base import Destination, GrantResult, ObjectInfo, file_sha256
+from ppipe.errors import DestinationError
+
+
+class LocalFolder(Destination):
+    """One challenge's folder on a local or mounted filesystem."""
+
+    kind = "local"
+
+    def __init__(self, spec, challenge: str):
+        super().__init__(spec, challenge)
+        self.folder = Path(spec.location(challenge))
+        self.fs = fsspec.filesystem("file")
+
+    def path_of(self, name: str) -> Path:
+        """The local path of release ``name``."""
+        return self.folder / name
+
+    @contextmanager
+    def _errors(self, what: str):
+        try:
+            yield
+        except DestinationError:
+            raise
+        except OSError as exc:
+            reason = exc.strerror or type(exc).__name__
+            where = f" ({exc.filename})" if exc.filename else ""
+            raise DestinationError(self.uri, f"cannot {what}: {reason}{where}") from None
+
+    def prepare(self) -> None:
+        """Create the challenge folder (not its parent: a missing ``path`` is a configuration error)."""
+        parent = self.spec.path
+        if not parent.is_dir():
+            raise DestinationError(self.uri, f"the folder {parent} does not exist (create it, or fix 'path')")
+        with self._errors("create the challenge folder"):
+            self.folder.mkdir(exist_ok=True)
+
+    def upload(self, local_file: Path, name: str) -> str:
+        """Copy ``local_file`` into place atomically; return ``uri_of(name)``."""
+        with self._errors(f"store {name}"):
+            fd, tmp = tempfile.mkstemp(prefix=f".{name}.", suffix=".part", dir=self.folder)
+            try:
+                with os.fdopen(fd, "wb") as out, open(local_file, "rb") as src:
+                    shutil.copyfileobj(src, out, 1 << 20)
+                    out.flush()
+                    os.fsync(out.fileno())
+                os.chmod(tmp, 0o644)  # mkstemp makes 0600; releases are meant to be shared
+                os.replace(tmp, self.path_of(name))
+            except BaseException:
+                Path(tmp).unlink(missing_ok=True)
+                raise
+            self._fsync_dir()
+        return self.uri_of(name)
+
+    def _fsync_dir(self) -> None:
+        # Make the rename itself durable (POSIX); not possible on every platform/filesystem.
+        try:
+            fd = os.open(self.folder, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(fd)
+        except OSError:
+            pass
+        finally:
+            os.close(fd)
+
+    def stat(self, name: str) -> ObjectInfo | None:
+        """Size and sha256 of the file as stored (read back), or None if absent."""
+        path = self.path_of(name)
+        with self._errors(f"read {name}"):
+            if not self.fs.isfile(str(path)):
+                return None
+            size, digest = file_sha256(path)
+        return ObjectInfo(size, digest)
+
+    def read(self, name: str) -> bytes:
+        """The stored bytes of release ``name`` (for verification; FileNotFoundError if absent)."""
+        return self.path_of(name).read_bytes()
+
+    def delete(self, name: str) -> None:
+        """Remove the file if present. Idempotent."""
+        with self._errors(f"delete {name}"):
+            self.path_of(name).unlink(missing_ok=True)
+
+    def grant(self, identity: str, role: str = "reader", *, via: str | None = None, notify: bool = False) -> GrantResult:
+        """Always raises DestinationError: there is no per-identity access on a local folder."""
+        raise DestinationError(self.uri, "local folders have no access control; share the folder")
+
+    def revoke(self, identity: str, *, via: str | None = None) -> None:
+        """Always raises DestinationError, like :meth:`grant`."""
+        raise DestinationError(self.uri, "local folders have no access control; share the folder")
