@@ -58,14 +58,37 @@ def _base_dir(info: ValidationInfo) -> Path:
     return Path((info.context or {}).get("base_dir") or Path.cwd())
 
 
-def _no_secret_options(options: dict[str, Any]) -> dict[str, Any]:
-    for key in options:
-        if key.lower() in SECRET_OPTION_KEYS:
+def _no_secret_options(options: dict[str, Any], path: str = "") -> dict[str, Any]:
+    """Refuse secret-looking keys at any depth (client_kwargs, config_kwargs, ...)."""
+    for key, value in options.items():
+        if str(key).lower() == "token" and _is_token_reference(value):
+            continue
+        if str(key).lower() in SECRET_OPTION_KEYS:
             raise ValueError(
-                f"'{key}' is a secret: set it in the environment, a profile or a Prefect block, "
+                f"'{path}{key}' is a secret: set it in the environment, a profile or a Prefect block, "
                 "not in the challenge file"
             )
+        if isinstance(value, dict):
+            _no_secret_options(value, f"{path}{key}.")
     return options
+
+
+def _is_token_reference(value: Any) -> bool:
+    """gcsfs's ``token`` may name a method ("anon", "google_default") or a key file: not secrets."""
+    return isinstance(value, str) and (
+        value in ("anon", "google_default", "cloud", "cache", "browser") or value.endswith(".json")
+    )
+
+
+def _absolute(path: Path, info: ValidationInfo) -> Path:
+    """``path`` made absolute against the challenge file's folder; a symlink loop is an error."""
+    path = path.expanduser()
+    try:
+        return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+    except RuntimeError:  # Python 3.11 raises RuntimeError on a symlink loop
+        raise ValueError(f"{str(path)!r} cannot be read: it is a loop of symbolic links") from None
+    except OSError as exc:
+        raise ValueError(f"{str(path)!r} cannot be read: {exc.strerror or exc}") from None
 
 
 # --- durations -----------------------------------------------------------------------------
@@ -160,8 +183,7 @@ class Source(Model):
         if url.startswith("file://"):
             url = url[len("file://"):]
         if "://" not in url:
-            path = Path(url).expanduser()
-            url = str(path if path.is_absolute() else (_base_dir(info) / path).resolve())
+            url = str(_absolute(Path(url), info))
         return url
 
     @field_validator("storage_options")
@@ -246,8 +268,7 @@ class LocalDestination(_Destination):
     @field_validator("path")
     @classmethod
     def _absolute(cls, path: Path, info: ValidationInfo) -> Path:
-        path = path.expanduser()
-        return path if path.is_absolute() else (_base_dir(info) / path).resolve()
+        return _absolute(path, info)
 
     @field_validator("folder")
     @classmethod
@@ -513,9 +534,12 @@ class Challenge(Model):
             if loc in locations[:i]:
                 raise ValueError(f"destinations.{i}: same location as an earlier destination ({loc})")
         kinds = {d.kind for d in self.destinations}
+        keys = [grant.key for grant in self.grants]
         for i, grant in enumerate(self.grants):
             if grant.service not in kinds:
                 raise ValueError(f"grants.{i}.service: no {grant.service} destination to grant access on")
+            if grant.key in keys[:i]:
+                raise ValueError(f"grants.{i}: same {grant.service} identity as an earlier grant ({grant.identity})")
         return self
 
     # -- derived views --------------------------------------------------------------------

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 from pathlib import Path
 from typing import Any
 
@@ -32,24 +33,41 @@ _StrictLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _n
 
 
 def field_path(location: tuple) -> str:
-    """pydantic's error location -> 'destinations.1.bucket' (tagged-union tags dropped)."""
-    parts = []
+    """pydantic's error location -> 'destinations.1.bucket' (tagged-union tags dropped).
+
+    A destination kind is a union tag only right after a list index ("destinations", 1,
+    "s3", "bucket"); anywhere else it is a user's key (source.column_types.s3) and stays.
+    """
+    parts: list[str] = []
+    previous: object = None
     for part in location:
-        if isinstance(part, str) and part in ("local", "s3", "gcs", "drive", "function-after", "function-before"):
-            continue
         if isinstance(part, str) and (part.startswith("function-") or "[" in part):
-            continue
-        parts.append(str(part))
+            continue  # a validator or union-member label, not a field
+        if not (part in ("local", "s3", "gcs", "drive") and isinstance(previous, int)):
+            parts.append(str(part))
+        previous = part
     return ".".join(parts)
 
 
+def _spelling_hint(unknown: dict, errors: list[dict]) -> str:
+    """' (did you mean 'releases'?)' when a required sibling of an unknown field is missing."""
+    parent, name = unknown["loc"][:-1], str(unknown["loc"][-1])
+    missing = [str(e["loc"][-1]) for e in errors if e["type"] == "missing" and e["loc"][:-1] == parent]
+    close = difflib.get_close_matches(name, missing, n=1)
+    return f" (did you mean {close[0]!r}?)" if close else " (check its spelling)"
+
+
 def spec_error(exc: ValidationError, file: str | None = None) -> SpecError:
-    """The first validation error as a SpecError, with a count of the others."""
+    """The first validation error as a SpecError, with a count of the others.
+
+    An unknown field is reported before anything else: a misspelt field also makes the
+    real one "required", and the misspelling is what the user has to fix.
+    """
     errors = exc.errors(include_url=False)
-    first = errors[0]
+    first = next((e for e in errors if e["type"] == "extra_forbidden"), errors[0])
     message = first["msg"].removeprefix("Value error, ").removeprefix("Assertion failed, ")
     if first["type"] == "extra_forbidden":
-        message = "unknown field (check its spelling)"
+        message = "unknown field" + _spelling_hint(first, errors)
     elif first["type"] == "string_pattern_mismatch" and first["loc"] == ("name",):
         message = f"{first['input']!r} is not a slug: use 1-50 lowercase letters, digits and hyphens, no '/', '..' or spaces"
     elif first["type"] == "missing":

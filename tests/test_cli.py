@@ -17,7 +17,8 @@ runner = CliRunner()
 
 
 def ppipe(*args: str, input: str | None = None):
-    return runner.invoke(app, list(args), input=input)
+    # wide enough that rich does not wrap table cells
+    return runner.invoke(app, list(args), input=input, env={"COLUMNS": "250"})
 
 
 def assert_user_error(result, *fragments: str) -> None:
