@@ -142,6 +142,9 @@ class GrantApplication(SQLModel, table=True):
 
 def make_engine(url: str | None = None) -> Engine:
     url = url or settings.database_url()
+    scheme = url.split(":", 1)[0].lower()
+    if scheme in ("postgres", "postgresql"):  # psycopg 3 (the driver we ship), whatever SQLAlchemy's default
+        url = "postgresql+psycopg" + url[len(scheme):]
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)

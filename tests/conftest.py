@@ -9,6 +9,9 @@ import pytest
 pytest_plugins = [
     "tests.servers",
     "tests.fixtures_ledger",
+    "tests.fixtures_destinations",
+    "tests.fixtures_drive",
+    "tests.fixtures_prefect",
 ]
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

@@ -15,10 +15,29 @@ from typing import Any, Callable
 import typer
 from pydantic import ValidationError
 from rich.console import Console
+from typer.core import TyperGroup
 
 from ppipe.errors import PpipeError
 
+
+class OneLineErrors(TyperGroup):
+    """Usage errors (unknown option, missing argument, ...) as one line and exit code 2, like ours."""
+
+    def main(self, args=None, prog_name=None, complete_var=None, standalone_mode=True, **extra: Any) -> Any:
+        try:
+            code = super().main(args, prog_name, complete_var, standalone_mode=False, **extra)
+        except typer.TyperException as exc:  # typer's (vendored click) usage errors
+            where = f"{exc.ctx.command_path}: " if getattr(exc, "ctx", None) else ""
+            err_console.print(f"error: {where}{exc.format_message()}", markup=False, soft_wrap=True)
+            sys.exit(exc.exit_code)
+        except typer.Abort:
+            err_console.print("aborted", markup=False)
+            sys.exit(1)
+        sys.exit(code if isinstance(code, int) else 0)
+
+
 app = typer.Typer(
+    cls=OneLineErrors,
     name="ppipe",
     help="Turn one dataset into an MLOps challenge: releases delivered on a schedule to participants' storage.",
     no_args_is_help=True,
@@ -63,4 +82,4 @@ def main() -> None:
 
 
 # Importing the command modules registers their commands.
-from ppipe.cli import challenges, access, integrity  # noqa: E402,F401,I001
+from ppipe.cli import challenges, access, integrity, runs  # noqa: E402,F401,I001

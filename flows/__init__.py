@@ -1,0 +1,1 @@
+"""Prefect flows of ppipe: ``flows/dispatch.py`` delivers a challenge's due releases."""

@@ -1,0 +1,241 @@
+"""The standing local Prefect server: start (or reuse), stop, status, and pointing Prefect at it.
+
+Runs go against a standing server, never Prefect's temporary one: a temporary server runs
+no scheduler and, when it stops, cancels its event recorder (CancelledError tracebacks and
+lost task-run records). ``connect()`` therefore uses ``PREFECT_API_URL`` when it is set,
+else this server, started on demand on 127.0.0.1 (port 4200, or ``PPIPE_PREFECT_PORT``)
+with ``PREFECT_HOME`` under ``PPIPE_HOME`` unless set.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from ppipe import settings
+from ppipe.errors import ConfigError, PpipeError
+
+HOST = "127.0.0.1"
+#: A log line at ERROR level, or a traceback.
+ERROR_LINE = re.compile(r"\|\s*ERROR\s*\||^\s*ERROR\b|Traceback \(most recent call last\)|CancelledError")
+DEFAULT_PORT = 4200
+
+
+@dataclass(frozen=True)
+class ServerStatus:
+    """Where the server answers, whether it is healthy, and the pid ppipe started (if any)."""
+
+    url: str
+    healthy: bool
+    pid: int | None = None
+
+    @property
+    def ui_url(self) -> str:
+        return self.url.removesuffix("/api")
+
+
+def port() -> int:
+    text = os.environ.get("PPIPE_PREFECT_PORT") or str(DEFAULT_PORT)
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"PPIPE_PREFECT_PORT: {text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def api_url(at_port: int | None = None) -> str:
+    return f"http://{HOST}:{at_port or port()}/api"
+
+
+def prefect_home() -> Path:
+    """``PREFECT_HOME`` if set, else ``<PPIPE_HOME>/prefect``."""
+    return Path(os.environ.get("PREFECT_HOME") or settings.home() / "prefect").expanduser()
+
+
+def _state_file() -> Path:
+    return settings.home() / "prefect-server.json"
+
+
+def _log_file() -> Path:
+    return settings.home() / "prefect-server.log"
+
+
+def healthy(url: str, timeout: float = 2.0) -> bool:
+    """True when ``<url>/health`` answers 200."""
+    try:
+        with urllib.request.urlopen(f"{url}/health", timeout=timeout) as response:
+            return response.status == 200
+    except (urllib.error.URLError, OSError, ValueError):
+        return False
+
+
+def _recorded() -> dict:
+    try:
+        return json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def status(at_port: int | None = None) -> ServerStatus:
+    """Is the local server up at ``at_port``, and did ppipe start it (pid)."""
+    url = api_url(at_port)
+    record = _recorded()
+    pid = record.get("pid") if record.get("url") == url and _alive(record.get("pid")) else None
+    return ServerStatus(url, healthy(url), pid)
+
+
+def _alive(pid: int | None) -> bool:
+    if not pid:
+        return False
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    return True
+
+
+def prefect_executable() -> str:
+    """The ``prefect`` command of this environment."""
+    beside = Path(sys.executable).with_name("prefect")
+    return str(beside) if beside.exists() else (shutil.which("prefect") or "prefect")
+
+
+def server_environment(home: Path | None = None) -> dict[str, str]:
+    """The environment for Prefect processes ppipe starts: its home and no analytics."""
+    env = dict(os.environ)
+    env["PREFECT_HOME"] = str(home or prefect_home())
+    env["PREFECT_SERVER_ANALYTICS_ENABLED"] = "false"
+    env.pop("PREFECT_API_URL", None)  # the server itself must not point at another API
+    return env
+
+
+def start(at_port: int | None = None, *, timeout: float = 90.0, home: Path | None = None) -> ServerStatus:
+    """Start ``prefect server start`` in the background, or reuse one that answers; wait until healthy."""
+    current = status(at_port)
+    if current.healthy:
+        return current
+    env = server_environment(home)
+    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    chosen = at_port or port()
+    with open(_log_file(), "ab") as log:
+        process = subprocess.Popen(
+            [prefect_executable(), "server", "start", "--host", HOST, "--port", str(chosen)],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
+            start_new_session=True,  # its own process group, so stop() ends it and its children only
+        )
+    _state_file().write_text(json.dumps({"pid": process.pid, "url": api_url(chosen)}))
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if healthy(api_url(chosen)):
+            return ServerStatus(api_url(chosen), True, process.pid)
+        if process.poll() is not None:
+            raise PpipeError(f"prefect server exited with code {process.returncode}: see {_log_file()}")
+        time.sleep(0.5)
+    stop(chosen)
+    raise PpipeError(f"prefect server did not answer on {api_url(chosen)} within {timeout:g}s: see {_log_file()}")
+
+
+def stop(at_port: int | None = None, *, timeout: float = 20.0) -> bool:
+    """Stop the server ppipe started (its process group); False if ppipe started none that runs."""
+    record = _recorded()
+    pid = record.get("pid")
+    if record.get("url") != api_url(at_port) or not _alive(pid):
+        return False
+    with contextlib.suppress(ProcessLookupError):
+        os.killpg(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while _alive(pid) and time.monotonic() < deadline:
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+        time.sleep(0.2)
+    if _alive(pid):
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(pid, signal.SIGKILL)
+    _state_file().unlink(missing_ok=True)
+    return True
+
+
+def ensure_api() -> str:
+    """``PREFECT_API_URL`` if set, else the local server's URL (starting it if needed)."""
+    url = os.environ.get("PREFECT_API_URL", "").strip()
+    if url:
+        return url
+    return start().url
+
+
+@contextlib.contextmanager
+def connect() -> Iterator[str]:
+    """Point Prefect (in this process and the processes it starts) at the standing API; yields its URL."""
+    url = ensure_api()
+    os.environ["PREFECT_API_URL"] = url
+    os.environ.setdefault("PREFECT_HOME", str(prefect_home()))
+    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+    # Prefect reads its settings when imported; override them for this block as well.
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    with temporary_settings(updates={PREFECT_API_URL: url}):
+        yield url
+
+
+# --- a process worker ----------------------------------------------------------------------
+
+
+@dataclass
+class Worker:
+    """A ``prefect worker start`` subprocess and the file its output goes to."""
+
+    process: subprocess.Popen
+    log: Path
+
+    def output(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace") if self.log.exists() else ""
+
+    def problems(self) -> list[str]:
+        """Lines of the worker's output that report an error or a traceback."""
+        return [line for line in self.output().splitlines() if ERROR_LINE.search(line)]
+
+    def stop(self, timeout: float = 20.0) -> int | None:
+        """Stop the worker (SIGINT, as Ctrl-C; then SIGKILL); returns its exit code."""
+        if self.process.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self.process.pid, signal.SIGINT)
+            try:
+                self.process.wait(timeout)
+            except subprocess.TimeoutExpired:
+                with contextlib.suppress(ProcessLookupError):
+                    os.killpg(self.process.pid, signal.SIGKILL)
+                self.process.wait(5)
+        return self.process.returncode
+
+
+def start_worker(pool: str, *, cwd: Path, log: Path, env: dict[str, str] | None = None,
+                 poll_seconds: int = 2) -> Worker:
+    """Start a process worker on ``pool`` in ``cwd`` (the project root: the deployments' pull
+    step runs flows there); its output goes to ``log``. ``PREFECT_API_URL`` must be set."""
+    environment = dict(env or os.environ)
+    environment.update({
+        "PWD": str(cwd),  # prefect.yaml's pull step reads it; a subprocess does not update it
+        "PREFECT_WORKER_QUERY_SECONDS": str(poll_seconds),
+        "PREFECT_WORKER_PREFETCH_SECONDS": str(max(poll_seconds, 5)),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    })
+    if not environment.get("PREFECT_API_URL"):
+        raise ConfigError("PREFECT_API_URL: not set: the worker needs the standing Prefect server's address")
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with open(log, "wb") as out:
+        process = subprocess.Popen(
+            [prefect_executable(), "worker", "start", "--pool", pool, "--type", "process"],
+            cwd=cwd, env=environment, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+            start_new_session=True,
+        )
+    return Worker(process, log)
