@@ -47,6 +47,8 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     staged = stage(challenge)
     try:
         return ledger.add_challenge(challenge, staged.rows)
+    except ConflictError:
+        raise  # a concurrent create won the name: the staged copy is theirs now
     except BaseException:
         shutil.rmtree(settings.staging_dir(challenge.name), ignore_errors=True)
         raise
@@ -57,7 +59,10 @@ def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: P
     ledger = open_ledger(ledger)
     if not ledger.exists(name):
         path = (deployments or settings.deployments_dir()) / f"{name}.yaml"
-        create(load_challenge(path), ledger=ledger)
+        try:
+            create(load_challenge(path), ledger=ledger)
+        except ConflictError:
+            pass  # a concurrent run registered it first: use theirs
     return ledger.challenge(name)
 
 

@@ -11,6 +11,7 @@ Prefect flow runs the very same sequence with each step as a task with retries.
 
 from __future__ import annotations
 
+import threading
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ppipe.destinations import Destination, open_destination
 from ppipe.errors import PpipeError
-from ppipe.ledger import Ledger, ReleaseRecord, utcnow
+from ppipe.ledger import Ledger, ReleaseRecord, claim_lease, utcnow
 from ppipe.model import Challenge
 from ppipe.planning import PlannedRelease
 
@@ -252,11 +253,33 @@ class Dispatch:
         claimed = self.claim(due)
         if not claimed:
             return []
+        with self.heartbeat():
+            try:
+                file = self.save(due)
+            except Exception as exc:  # noqa: BLE001 - the release fails, the run goes on
+                return [self.record_failed(row, error_text(exc)) for row in claimed]
+            return [self.deliver_row(row, file) for row in claimed]
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew this run's claims while it works, so a slow upload keeps them and a dead run's expire."""
+        stop = threading.Event()
+        interval = claim_lease().total_seconds() / 3
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.ledger.renew(self.owner)
+                except Exception:  # noqa: BLE001 - a missed beat only lets the lease run down
+                    continue
+
+        thread = threading.Thread(target=beat, name="ppipe-claim-heartbeat", daemon=True)
+        thread.start()
         try:
-            file = self.save(due)
-        except Exception as exc:  # noqa: BLE001 - the release fails, the run goes on
-            return [self.record_failed(row, error_text(exc)) for row in claimed]
-        return [self.deliver_row(row, file) for row in claimed]
+            yield
+        finally:
+            stop.set()
+            thread.join()
 
     def claim(self, due: Due) -> list[ReleaseRecord]:
         """The rows this run won (a row another run holds or delivered is left alone)."""

@@ -9,12 +9,14 @@ run) may be taken over.
 
 from __future__ import annotations
 
+import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
 
 from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event, func, or_, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
@@ -25,8 +27,15 @@ from ppipe.specfile import parse_challenge
 
 CHALLENGE_STATES = ("active", "paused", "finished", "cancelled")
 RELEASE_STATES = ("planned", "running", "delivered", "failed")
-#: How long a claim holds before another run may take the release over.
-DEFAULT_LEASE = timedelta(minutes=45)
+
+
+def claim_lease() -> timedelta:
+    """How long a claim holds unless renewed (``PPIPE_CLAIM_LEASE`` seconds, default 300).
+
+    A live run renews its claims (see ppipe.delivery's heartbeat), so the lease only bounds
+    how long a release stays stuck after its run died: then another run takes it over.
+    """
+    return timedelta(seconds=float(os.environ.get("PPIPE_CLAIM_LEASE") or 300))
 
 
 def utcnow() -> datetime:
@@ -208,7 +217,10 @@ class Ledger:
                     )
             for grant in challenge.grants:
                 session.add(_grant_record(record.id, grant))
-            session.commit()
+            try:
+                session.commit()
+            except IntegrityError:  # registered by a concurrent run between the check and now
+                raise ConflictError(f"challenge {challenge.name!r} already exists") from None
         return record
 
     def exists(self, name: str) -> bool:
@@ -311,13 +323,14 @@ class Ledger:
                 )
             ).one()
 
-    def claim(self, release_id: int, owner: str, *, lease: timedelta = DEFAULT_LEASE, now: datetime | None = None) -> bool:
+    def claim(self, release_id: int, owner: str, *, lease: timedelta | None = None, now: datetime | None = None) -> bool:
         """Atomically take a release row for ``owner``; False if another run holds or delivered it.
 
         One conditional UPDATE, so two runs racing for the same row cannot both win
         (no read-then-write window), on SQLite and PostgreSQL alike.
         """
         now = now or utcnow()
+        lease = claim_lease() if lease is None else lease
         with self.session() as session:
             result = session.exec(
                 update(ReleaseRecord)
@@ -329,6 +342,18 @@ class Ledger:
             )
             session.commit()
         return result.rowcount == 1
+
+    def renew(self, owner: str, *, lease: timedelta | None = None) -> int:
+        """Extend every live claim of ``owner`` by a lease from now; returns how many."""
+        now = utcnow()
+        with self.session() as session:
+            result = session.exec(
+                update(ReleaseRecord)
+                .where(ReleaseRecord.claimed_by == owner, ReleaseRecord.status == "running")
+                .values(claim_expires_at=now + (claim_lease() if lease is None else lease))
+            )
+            session.commit()
+        return result.rowcount
 
     def mark_delivered(
         self, release_id: int, owner: str, *, sha256: str, bytes: int, row_count: int, uri: str,
