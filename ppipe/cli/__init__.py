@@ -53,8 +53,8 @@ def fail(message: str, code: int = 2) -> typer.Exit:
     return typer.Exit(code)
 
 
-def command(*args: Any, **kwargs: Any) -> Callable:
-    """Register a command on :data:`app` that reports user errors as one line, exit code 2."""
+def command(*args: Any, on: typer.Typer | None = None, **kwargs: Any) -> Callable:
+    """Register a command on :data:`app` (or the sub-app ``on``) that reports user errors as one line, exit code 2."""
 
     def decorate(func: Callable) -> Callable:
         @functools.wraps(func)
@@ -68,7 +68,7 @@ def command(*args: Any, **kwargs: Any) -> Callable:
 
                 raise fail(str(spec_error(exc))) from None
 
-        return app.command(*args, **kwargs)(wrapper)
+        return (on or app).command(*args, **kwargs)(wrapper)
 
     return decorate
 

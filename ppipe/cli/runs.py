@@ -7,6 +7,7 @@ local server (started if needed): never Prefect's temporary server.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import time
 from datetime import datetime, timedelta, timezone
@@ -65,7 +66,8 @@ def _change(name: str, action: str) -> None:
         had_deployment = getattr(deploy, action)(name)
     schedule = "its schedule is " + ("active" if action == "resume" else "paused") if had_deployment \
         else "it has no deployment yet"
-    console.print(f"{name}: {action}d; {schedule}", markup=False, soft_wrap=True)
+    done = {"pause": "paused", "resume": "resumed", "cancel": "cancelled"}[action]
+    console.print(f"{name}: {done}; {schedule}", markup=False, soft_wrap=True)
 
 
 @command("pause")
@@ -84,6 +86,22 @@ def resume(name: Name) -> None:
 def cancel(name: Name) -> None:
     """Cancel a challenge for good: no more deliveries; its schedule is paused."""
     _change(name, "cancel")
+
+
+@command("worker")
+def worker(pool: Annotated[Optional[str], typer.Option("--pool", help="Work pool (default ppipe).")] = None) -> None:
+    """Serve the deployments: a Prefect process worker on the work pool, against the standing server.
+
+    Runs in the foreground until Ctrl-C, in the project folder (where the flows are).
+    """
+    from ppipe import deploy
+
+    with server.connect():
+        root = deploy.project_root()
+        os.chdir(root)
+        command_line = [server.prefect_executable(), "worker", "start", "--pool", pool or settings.work_pool(),
+                        "--type", "process"]
+        os.execvpe(command_line[0], command_line, {**os.environ, "PWD": str(root)})
 
 
 # --- run -----------------------------------------------------------------------------------
@@ -169,39 +187,27 @@ def _print_releases(name: str) -> None:
 # --- server --------------------------------------------------------------------------------
 
 
-@server_app.command("start")
+@command("start", on=server_app)
 def server_start(port: Port = None) -> None:
     """Start the local Prefect server in the background (or reuse the one that answers)."""
-    _guard(lambda: console.print(f"Prefect server: {_ui(server.start(port).url)}", markup=False, soft_wrap=True))
+    console.print(f"Prefect server: {_ui(server.start(port).url)}", markup=False, soft_wrap=True)
 
 
-@server_app.command("stop")
+@command("stop", on=server_app)
 def server_stop(port: Port = None) -> None:
     """Stop the local Prefect server ppipe started."""
-    _guard(lambda: console.print("stopped" if server.stop(port) else "ppipe started no server on that port"))
+    console.print("stopped" if server.stop(port) else "ppipe started no server on that port")
 
 
-@server_app.command("status")
+@command("status", on=server_app)
 def server_status(port: Port = None) -> None:
     """Say whether the local Prefect server answers, and whether ppipe started it."""
-    def show() -> None:
-        state = server.status(port)
-        started = f" (pid {state.pid}, started by ppipe)" if state.pid else ""
-        console.print(f"{_ui(state.url)}: {'healthy' if state.healthy else 'not running'}{started}", markup=False, soft_wrap=True)
-        if not state.healthy:
-            raise typer.Exit(1)
-
-    _guard(show)
-
-
-def _guard(action) -> None:
-    from ppipe.cli import fail
-    from ppipe.errors import PpipeError
-
-    try:
-        action()
-    except PpipeError as exc:
-        raise fail(str(exc), exc.exit_code) from None
+    state = server.status(port)
+    started = f" (pid {state.pid}, started by ppipe)" if state.pid else ""
+    console.print(f"{_ui(state.url)}: {'healthy' if state.healthy else 'not running'}{started}",
+                  markup=False, soft_wrap=True)
+    if not state.healthy:
+        raise typer.Exit(1)
 
 
 # --- demo ----------------------------------------------------------------------------------
