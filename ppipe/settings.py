@@ -13,6 +13,9 @@ ENVIRONMENT = {
     "PPIPE_DATABASE_URL": "ledger database URL: sqlite:///path or postgresql://... (default SQLite in PPIPE_HOME)",
     "PPIPE_WORK_POOL": "Prefect work pool the deployments run on (default ppipe)",
     "PPIPE_DEPLOYMENTS_DIR": "folder of challenge YAML files (default ./deployments)",
+    "PPIPE_PREFECT_PORT": "port of the local Prefect server (default 4200)",
+    "PPIPE_CLAIM_LEASE": "seconds a claim on a release holds unless renewed (default 300)",
+    "PPIPE_CONNECT_TIMEOUT": "seconds to wait for a storage endpoint (default 10)",
 }
 
 
