@@ -279,17 +279,38 @@ class LocalDestination(_Destination):
         return str(self.path / (self.folder or challenge))
 
 
-class S3Destination(_Destination):
+class _BucketDestination(_Destination):
+    """What S3 and GCS destinations share: a bucket (derived if omitted) and a prefix per challenge."""
+
+    scheme: ClassVar[str]
+    bucket: str | None = Field(default=None, description="Bucket name; derived from the challenge name when omitted.")
+    endpoint_url: str | None = Field(default=None, description="For compatible stores, emulators and test servers.")
+    prefix: str | None = Field(default=None, description="Key prefix for this challenge; defaults to its name.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str | None) -> str | None:
+        return None if prefix is None else naming.check_prefix(prefix)
+
+    def bucket_for(self, challenge: str) -> str:
+        return self.bucket or naming.derive_bucket(challenge)
+
+    def prefix_for(self, challenge: str) -> str:
+        return self.prefix if self.prefix is not None else challenge
+
+    def location(self, challenge: str) -> str:
+        return f"{self.scheme}://{self.bucket_for(challenge)}/{self.prefix_for(challenge)}".rstrip("/")
+
+
+class S3Destination(_BucketDestination):
     """An S3 (or S3-compatible) bucket; releases go under a prefix per challenge."""
 
+    scheme: ClassVar[str] = "s3"
     kind: Literal["s3"] = "s3"
-    bucket: str | None = Field(default=None, description="Bucket name; derived from the challenge name when omitted.")
     region: str | None = Field(default=None, description="Region to create the bucket in (e.g. eu-west-1).")
-    endpoint_url: str | None = Field(default=None, description="For S3-compatible stores and test servers.")
-    prefix: str | None = Field(default=None, description="Key prefix for this challenge; defaults to its name.")
     profile: str | None = Field(default=None, description="AWS profile to use (credentials stay in ~/.aws).")
     credentials_block: str | None = Field(
-        default=None, description="Name of a Prefect AwsCredentials block holding the keys."
+        default=None, description="Name of a Prefect block holding the AWS keys (see ppipe.credentials)."
     )
 
     @field_validator("bucket")
@@ -297,31 +318,15 @@ class S3Destination(_Destination):
     def _bucket(cls, bucket: str | None) -> str | None:
         return None if bucket is None else naming.check_s3_bucket(bucket)
 
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, prefix: str | None) -> str | None:
-        return None if prefix is None else naming.check_prefix(prefix)
 
-    def bucket_for(self, challenge: str) -> str:
-        return self.bucket or naming.derive_bucket(challenge)
-
-    def prefix_for(self, challenge: str) -> str:
-        return self.prefix if self.prefix is not None else challenge
-
-    def location(self, challenge: str) -> str:
-        return f"s3://{self.bucket_for(challenge)}/{self.prefix_for(challenge)}".rstrip("/")
-
-
-class GcsDestination(_Destination):
+class GcsDestination(_BucketDestination):
     """A Google Cloud Storage bucket; releases go under a prefix per challenge."""
 
+    scheme: ClassVar[str] = "gs"
     kind: Literal["gcs"] = "gcs"
-    bucket: str | None = Field(default=None, description="Bucket name; derived from the challenge name when omitted.")
     project: str | None = Field(default=None, description="Project that owns a bucket ppipe creates.")
     location_: str | None = Field(default=None, alias="location", description="Bucket location, e.g. EU.")
-    endpoint_url: str | None = Field(default=None, description="For an emulator or a GCS-compatible store.")
-    prefix: str | None = Field(default=None, description="Object prefix for this challenge; defaults to its name.")
-    credentials_block: str | None = Field(default=None, description="Name of a Prefect GcpCredentials block.")
+    credentials_block: str | None = Field(default=None, description="Name of a Prefect block holding a GCP key.")
 
     model_config = ConfigDict(populate_by_name=True)
 
@@ -329,20 +334,6 @@ class GcsDestination(_Destination):
     @classmethod
     def _bucket(cls, bucket: str | None) -> str | None:
         return None if bucket is None else naming.check_gcs_bucket(bucket)
-
-    @field_validator("prefix")
-    @classmethod
-    def _prefix(cls, prefix: str | None) -> str | None:
-        return None if prefix is None else naming.check_prefix(prefix)
-
-    def bucket_for(self, challenge: str) -> str:
-        return self.bucket or naming.derive_bucket(challenge)
-
-    def prefix_for(self, challenge: str) -> str:
-        return self.prefix if self.prefix is not None else challenge
-
-    def location(self, challenge: str) -> str:
-        return f"gs://{self.bucket_for(challenge)}/{self.prefix_for(challenge)}".rstrip("/")
 
 
 class DriveDestination(_Destination):

@@ -104,7 +104,6 @@ def _compare(source: Source, recorded: dict) -> None:
 
 
 def _stage_now(challenge: Challenge) -> StagedSource:
-    source = challenge.source
     folder = settings.staging_dir(challenge.name)
     made_folder = not folder.exists()
     folder.mkdir(parents=True, exist_ok=True)

@@ -18,12 +18,12 @@ Environment: ``PPIPE_CONNECT_TIMEOUT`` (seconds, default 10) bounds each connect
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
 from ppipe import credentials, naming
-from ppipe.destinations.base import Destination, GrantResult, ObjectInfo, file_sha256, sha256_of
+from ppipe.destinations.base import GrantResult, file_sha256
+from ppipe.destinations.bucket import BucketPrefix
 from ppipe.errors import DestinationError
 
 READER_ROLE = "roles/storage.objectViewer"
@@ -40,15 +40,10 @@ def _retry():
     return DEFAULT_RETRY.with_timeout(float(os.environ.get("PPIPE_RETRY_DEADLINE") or 60))
 
 
-class GcsBucket(Destination):
+class GcsBucket(BucketPrefix):
     """One challenge's prefix in a GCS bucket."""
 
     kind = "gcs"
-
-    def __init__(self, spec, challenge: str):
-        super().__init__(spec, challenge)
-        self.bucket = spec.bucket_for(challenge)
-        self.prefix = spec.prefix_for(challenge)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -79,16 +74,6 @@ class GcsBucket(Destination):
 
     # -- errors ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _errors(self, what: str):
-        """Map provider errors raised inside to one-line DestinationErrors (no secrets)."""
-        try:
-            yield
-        except DestinationError:
-            raise
-        except Exception as exc:
-            raise DestinationError(self.uri, self._cause(what, exc)) from None
-
     def _cause(self, what: str, exc: BaseException) -> str:
         from google.api_core import exceptions as api
         from google.auth import exceptions as auth
@@ -109,15 +94,6 @@ class GcsBucket(Destination):
         if code in (401, 403):
             return f"cannot {what}: {'credentials refused' if code == 401 else 'access denied'} ({code})"
         return f"cannot {what}: {type(exc).__name__}: {_first_line(str(exc))}"
-
-    # -- names ----------------------------------------------------------------------------
-
-    def key_of(self, name: str) -> str:
-        """The object name of release ``name`` in the bucket."""
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    def _path(self, name: str) -> str:
-        return f"{self.bucket}/{self.key_of(name)}"
 
     # -- objects --------------------------------------------------------------------------
 
@@ -151,21 +127,6 @@ class GcsBucket(Destination):
             self.fs.put_file(str(local_file), self._path(name), metadata={SHA256_KEY: digest})
         return self.uri_of(name)
 
-    def stat(self, name: str) -> ObjectInfo | None:
-        """Size and sha256 of the stored bytes (downloaded and hashed), or None if absent."""
-        with self._errors(f"read {name}"):
-            self.fs.invalidate_cache(self._path(name))
-            try:
-                with self.fs.open(self._path(name), "rb") as stream:
-                    size, digest = sha256_of(stream)
-            except FileNotFoundError:
-                return None
-        return ObjectInfo(size, digest)
-
-    def read(self, name: str) -> bytes:
-        """The stored bytes of release ``name`` (for verification; FileNotFoundError if absent)."""
-        return self.fs.cat_file(self._path(name))
-
     def exists(self, name: str, sha256: str) -> bool:
         """True if ``name`` is stored with this sha256: answered from the object's metadata;
         objects without ppipe's metadata are read back and hashed."""
@@ -177,14 +138,6 @@ class GcsBucket(Destination):
                 return False
         stored = (info.get("metadata") or {}).get(SHA256_KEY)
         return stored == sha256 if stored else super().exists(name, sha256)
-
-    def delete(self, name: str) -> None:
-        """Remove the object if present. Idempotent."""
-        with self._errors(f"delete {name}"):
-            try:
-                self.fs.rm_file(self._path(name))
-            except FileNotFoundError:
-                pass
 
     # -- grants ---------------------------------------------------------------------------
 

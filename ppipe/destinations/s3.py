@@ -29,7 +29,8 @@ from functools import cached_property
 from pathlib import Path
 
 from ppipe import credentials, naming, settings
-from ppipe.destinations.base import Destination, GrantResult, ObjectInfo, file_sha256, sha256_of
+from ppipe.destinations.base import GrantResult, file_sha256
+from ppipe.destinations.bucket import BucketPrefix
 from ppipe.errors import DestinationError
 
 POLICY_VERSION = "2012-10-17"
@@ -64,17 +65,12 @@ def _status(exc) -> int:
     return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
-class S3Bucket(Destination):
+class S3Bucket(BucketPrefix):
     """One challenge's prefix in an S3 bucket."""
 
     kind = "s3"
     #: s3fs uploads a file in parts of this size when it is at least twice as large.
     multipart_chunksize = 50 * 2**20
-
-    def __init__(self, spec, challenge: str):
-        super().__init__(spec, challenge)
-        self.bucket = spec.bucket_for(challenge)
-        self.prefix = spec.prefix_for(challenge)
 
     # -- clients --------------------------------------------------------------------------
 
@@ -111,16 +107,6 @@ class S3Bucket(Destination):
 
     # -- errors ---------------------------------------------------------------------------
 
-    @contextmanager
-    def _errors(self, what: str):
-        """Map provider errors raised inside to one-line DestinationErrors (no secrets)."""
-        try:
-            yield
-        except DestinationError:
-            raise
-        except Exception as exc:
-            raise DestinationError(self.uri, self._cause(what, exc)) from None
-
     def _cause(self, what: str, exc: BaseException) -> str:
         from botocore.exceptions import BotoCoreError, ConnectionError, NoCredentialsError
 
@@ -145,15 +131,6 @@ class S3Bucket(Destination):
             return f"cannot {what}: {type(exc).__name__}"
         text = self.access.redact(str(exc).splitlines()[0][:200]) if str(exc) else ""
         return f"cannot {what}: {type(exc).__name__}{': ' + text if text else ''}"
-
-    # -- names ----------------------------------------------------------------------------
-
-    def key_of(self, name: str) -> str:
-        """The object key of release ``name``."""
-        return f"{self.prefix}/{name}" if self.prefix else name
-
-    def _path(self, name: str) -> str:
-        return f"{self.bucket}/{self.key_of(name)}"
 
     # -- objects --------------------------------------------------------------------------
 
@@ -206,22 +183,6 @@ class S3Bucket(Destination):
             )
         return self.uri_of(name)
 
-    def stat(self, name: str) -> ObjectInfo | None:
-        """Size and sha256 of the stored bytes (downloaded and hashed), or None if absent."""
-        with self._errors(f"read {name}"):
-            self.fs.invalidate_cache(self._path(name))
-            try:
-                # Large blocks: one ranged GET per 8 MiB rather than per chunk hashed.
-                with self.fs.open(self._path(name), "rb", block_size=8 * 2**20) as stream:
-                    size, digest = sha256_of(stream)
-            except FileNotFoundError:
-                return None
-        return ObjectInfo(size, digest)
-
-    def read(self, name: str) -> bytes:
-        """The stored bytes of release ``name`` (for verification; FileNotFoundError if absent)."""
-        return self.fs.cat_file(self._path(name))
-
     def exists(self, name: str, sha256: str) -> bool:
         """True if ``name`` is stored with this sha256: answered from the object's metadata
         (one HEAD); objects without ppipe's metadata are read back and hashed."""
@@ -236,14 +197,6 @@ class S3Bucket(Destination):
                 raise
         stored = head.get("Metadata", {}).get(SHA256_KEY)
         return stored == sha256 if stored else super().exists(name, sha256)
-
-    def delete(self, name: str) -> None:
-        """Remove the object if present. Idempotent."""
-        with self._errors(f"delete {name}"):
-            try:
-                self.fs.rm_file(self._path(name))
-            except FileNotFoundError:
-                pass
 
     # -- grants ---------------------------------------------------------------------------
 
