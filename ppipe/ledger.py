@@ -297,13 +297,17 @@ class Ledger:
             ))
 
     def due(self, name: str, now: datetime | None = None, *, index: int | None = None) -> list[ReleaseRecord]:
-        """Rows scheduled at or before ``now`` that are not delivered and not held by a live claim, oldest first."""
+        """Rows scheduled at or before ``now`` that are not delivered and not held by a live claim, oldest first.
+
+        ``now`` is the schedule's clock (a run may act as of another time); leases are wall-clock
+        time, as in :meth:`claim`, so a dead run's expired claim is due whatever ``now`` says.
+        """
         now = now or utcnow()
         record = self.get(name)
         query = select(ReleaseRecord).where(
             ReleaseRecord.challenge_id == record.id,
             ReleaseRecord.scheduled_at <= now,
-            _claimable(now),
+            _claimable(utcnow()),
         )
         if index is not None:
             query = query.where(ReleaseRecord.index == index)
