@@ -21,7 +21,8 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ppipe.destinations import Destination, open_destination
 from ppipe.errors import PpipeError
-from ppipe.ledger import Ledger, ReleaseRecord, claim_lease, utcnow
+from ppipe.ledger import Ledger, ReleaseRecord, utcnow
+from ppipe.settings import claim_lease
 from ppipe.model import Challenge
 from ppipe.planning import PlannedRelease
 
@@ -349,26 +350,41 @@ class Dispatch:
     def update_manifest(self) -> Path | None:
         """Rewrite manifest.json from every delivered release and upload it to each usable destination.
 
-        Only when this run delivered something: a run with nothing to do changes nothing.
+        Only when this run delivered something: a run with nothing to do changes nothing. Runs
+        racing on one challenge each publish what the ledger says; a run publishes again while
+        the ledger changed under it, so the last one to finish leaves the newest manifest.
         """
         if not self.report.delivered:
             return None
         from ppipe.release_files import write_manifest
 
-        try:
-            manifest = write_manifest(self.challenge, self.staged(), delivered_releases(self.ledger, self.challenge.name))
-        except Exception as exc:  # noqa: BLE001
-            self.report.problems.append(f"manifest: {error_text(exc)}")
-            return None
+        delivered = delivered_releases(self.ledger, self.challenge.name)
+        for _ in range(3):
+            try:
+                manifest = write_manifest(self.challenge, self.staged(), delivered)
+            except Exception as exc:  # noqa: BLE001
+                self.report.problems.append(f"manifest: {error_text(exc)}")
+                return None
+            problems = self.publish_manifest(manifest)
+            latest = delivered_releases(self.ledger, self.challenge.name)
+            if latest == delivered:
+                break
+            delivered = latest
+        self.report.problems.extend(problems)
         self.report.manifest = manifest
+        return manifest
+
+    def publish_manifest(self, manifest: Path) -> list[str]:
+        """Upload ``manifest`` to each usable destination; returns what failed, one line each."""
+        problems = []
         for uri, destination in self.destinations.items():
             if uri in self.unusable:
                 continue
             try:
                 self.steps.manifest(destination, manifest)
             except Exception as exc:  # noqa: BLE001
-                self.report.problems.append(f"manifest -> {uri}: {error_text(exc)}")
-        return manifest
+                problems.append(f"manifest -> {uri}: {error_text(exc)}")
+        return problems
 
     def finish(self) -> Report:
         """Mark the challenge finished when its last release is delivered; note what comes next."""

@@ -9,7 +9,6 @@ run) may be taken over.
 
 from __future__ import annotations
 
-import os
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -21,21 +20,13 @@ from sqlalchemy.types import TypeDecorator
 from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
 from ppipe import settings
+from ppipe.settings import claim_lease
 from ppipe.errors import ConflictError, NotFoundError, PpipeError
 from ppipe.model import Challenge, Grant
 from ppipe.specfile import parse_challenge
 
 CHALLENGE_STATES = ("active", "paused", "finished", "cancelled")
 RELEASE_STATES = ("planned", "running", "delivered", "failed")
-
-
-def claim_lease() -> timedelta:
-    """How long a claim holds unless renewed (``PPIPE_CLAIM_LEASE`` seconds, default 300).
-
-    A live run renews its claims (see ppipe.delivery's heartbeat), so the lease only bounds
-    how long a release stays stuck after its run died: then another run takes it over.
-    """
-    return timedelta(seconds=float(os.environ.get("PPIPE_CLAIM_LEASE") or 300))
 
 
 def utcnow() -> datetime:

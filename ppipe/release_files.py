@@ -7,7 +7,6 @@ so a crash never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import os
 import uuid
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -15,7 +14,7 @@ from pathlib import Path
 
 import polars as pl
 
-from ppipe import settings, sources, staging
+from ppipe import durable, settings, sources, staging
 from ppipe.errors import SourceError
 from ppipe.model import Challenge
 from ppipe.planning import PlannedRelease
@@ -63,11 +62,12 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
     folder.mkdir(parents=True, exist_ok=True)
     name = challenge.release_file_name(release.index)
     final = folder / name
+    durable.remove_stale(folder, f".{name}.*.tmp")  # left by a run killed while saving
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
         with sources.source_errors(challenge.source, f"cannot write {name}"):
             _write(release_frame(challenge, staged, release), challenge.output.format, tmp)
-        _fsync(tmp)
+        durable.fsync_file(tmp)
         rows = _count_rows(tmp, challenge.output.format)
         if rows != release.rows:
             raise SourceError(
@@ -77,7 +77,7 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(folder)
+    durable.fsync_dir(folder)
     return ReleaseFile(path=final, name=name, sha256=digest, bytes=size, rows=rows)
 
 
@@ -105,19 +105,6 @@ def _count_rows(path: Path, fmt: str) -> int:
     if fmt == "ndjson":
         return pl.scan_ndjson(path).select(pl.len()).collect().item()
     return pl.read_json(path).height
-
-
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def write_manifest(challenge: Challenge, staged: StagedSource, delivered: list[dict]) -> Path:

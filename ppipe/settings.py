@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 from ppipe.errors import ConfigError
@@ -42,6 +43,16 @@ def database_url() -> str:
     raise ConfigError(
         f"PPIPE_DATABASE_URL: unknown scheme {scheme!r}: use sqlite:///path/to/ledger.db or postgresql://user@host/db"
     )
+
+
+def claim_lease() -> timedelta:
+    """How long a claim on a release holds unless renewed (``PPIPE_CLAIM_LEASE`` seconds, default 300).
+
+    A live run renews its claims (ppipe.delivery's heartbeat), so the lease only bounds how
+    long a release stays stuck after its run died; temporary files older than a lease
+    belong to no live run and may be cleaned up.
+    """
+    return timedelta(seconds=float(os.environ.get("PPIPE_CLAIM_LEASE") or 300))
 
 
 def work_pool() -> str:

@@ -22,7 +22,7 @@ import polars as pl
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from ppipe import settings, sources
+from ppipe import durable, settings, sources
 from ppipe.errors import SourceError
 from ppipe.model import Challenge, Source
 
@@ -137,7 +137,7 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             sha = sources.sha256_file(local)
         if sources.fingerprint(source) != before:
             raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
-        _fsync(tmp)
+        durable.fsync_file(tmp)
         tmp.replace(folder / DATA)
         staged = StagedSource(
             path=folder / DATA, rows=rows, fingerprint=before, columns=columns, types_origin=origin,
@@ -162,11 +162,6 @@ def _check_columns(challenge: Challenge, lf: pl.LazyFrame) -> None:
         raise SourceError(url, f"source.column_types names columns it does not have: {', '.join(unknown)}")
 
 
-def _fsync(path: Path) -> None:
-    with open(path, "rb+") as f:
-        os.fsync(f.fileno())
-
-
 def write_json_atomically(path: Path, payload: dict) -> None:
     """Write ``payload`` as JSON to ``path`` via a fsynced temporary file in the same folder and a rename."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
@@ -178,15 +173,7 @@ def write_json_atomically(path: Path, payload: dict) -> None:
         tmp.replace(path)
     finally:
         tmp.unlink(missing_ok=True)
-    _fsync_dir(path.parent)
-
-
-def _fsync_dir(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
+    durable.fsync_dir(path.parent)
 
 
 # --- shuffle -----------------------------------------------------------------------------------

@@ -268,6 +268,12 @@ def test_a_run_killed_in_the_middle_of_a_release_leaves_nothing_half_done(
     assert uploads(children.log, owner="next") == Counter(again)
     final = verify(name, ledger)
     assert final.ok and final.checked == 3, final.problems
+    # and the dead run's temporaries are cleaned up by the next run (they are older than a lease)
+    assert not list(audit.glob(".*.tmp")), "the killed save's temporary file was left behind"
+    if point == "s3-part":
+        assert not client.list_multipart_uploads(Bucket=bucket).get("Uploads"), "the killed upload was not aborted"
+    else:
+        assert not list(folder.glob(".*.part")), "the killed copy's temporary file was left behind"
 
 
 def test_a_dead_runs_claim_is_taken_over_by_a_run_given_an_explicit_time(tmp_path):

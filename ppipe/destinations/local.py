@@ -15,6 +15,7 @@ from pathlib import Path
 
 import fsspec
 
+from ppipe import durable
 from ppipe.destinations.base import Destination, GrantResult, ObjectInfo, file_sha256
 from ppipe.errors import DestinationError
 
@@ -51,6 +52,7 @@ class LocalFolder(Destination):
             raise DestinationError(self.uri, f"the folder {parent} does not exist (create it, or fix 'path')")
         with self._errors("create the challenge folder"):
             self.folder.mkdir(exist_ok=True)
+            durable.remove_stale(self.folder, ".*.part")  # uploads killed mid-way
 
     def upload(self, local_file: Path, name: str) -> str:
         """Copy ``local_file`` into place atomically; return ``uri_of(name)``."""
@@ -66,21 +68,8 @@ class LocalFolder(Destination):
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise
-            self._fsync_dir()
+            durable.fsync_dir(self.folder)
         return self.uri_of(name)
-
-    def _fsync_dir(self) -> None:
-        # Make the rename itself durable (POSIX); not possible on every platform/filesystem.
-        try:
-            fd = os.open(self.folder, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(fd)
-        except OSError:
-            pass
-        finally:
-            os.close(fd)
 
     def stat(self, name: str) -> ObjectInfo | None:
         """Size and sha256 of the file as stored (read back), or None if absent."""

@@ -21,6 +21,7 @@ botocore's ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` set its retries.
 from __future__ import annotations
 
 import hashlib
+from datetime import datetime, timezone
 import json
 import logging
 import os
@@ -135,18 +136,29 @@ class S3Bucket(BucketPrefix):
     # -- objects --------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the bucket in ``region`` if it does not exist. Idempotent."""
+        """Create the bucket in ``region`` if it does not exist, and abort uploads killed mid-way. Idempotent."""
+        if self._bucket_exists():
+            self._abort_stale_uploads()
+        else:
+            self._create_bucket()
+
+    def _bucket_exists(self) -> bool:
         from botocore.exceptions import ClientError
 
         with self._errors("check the bucket"):
             try:
                 self.client.head_bucket(Bucket=self.bucket)
-                return
+                return True
             except ClientError as exc:
                 if _status(exc) == 403:
                     self._explain_forbidden()
                 if _status(exc) != 404:
                     raise
+        return False
+
+    def _create_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
         kwargs = {"Bucket": self.bucket}
         if self.region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
             kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
@@ -160,6 +172,24 @@ class S3Bucket(BucketPrefix):
                     ) from None
                 if _code(exc) != "BucketAlreadyOwnedByYou":  # created meanwhile by us: fine
                     raise
+
+    def _abort_stale_uploads(self) -> None:
+        """Abort multipart uploads under the prefix older than a claim lease: a killed run's
+        (no live run owns them), whose stored parts S3 would otherwise keep billing."""
+        from botocore.exceptions import ClientError
+
+        cutoff = datetime.now(timezone.utc) - settings.claim_lease()
+        with self._errors("abort unfinished uploads"):
+            try:
+                pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket, Prefix=self.key_of(""))
+                stale = [u for page in pages for u in page.get("Uploads", []) if u["Initiated"] < cutoff]
+            except ClientError as exc:
+                if _code(exc) in ("AccessDenied", "403"):
+                    return  # not allowed to list them: nothing to clean, the upload itself is unaffected
+                raise
+            for upload in stale:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
 
     def _explain_forbidden(self) -> None:
         """HEAD has no error body: ask again with a GET to tell bad keys from someone else's bucket."""
