@@ -14,6 +14,7 @@ stored or shown. Every pydrive2 call is wrapped so that a provider failure becom
 from __future__ import annotations
 
 import hashlib
+import logging
 import mimetypes
 import os
 import threading
@@ -41,6 +42,19 @@ HTTP_TIMEOUT = 120  # seconds per socket operation: a stalled connection fails i
 KEY_FILE_ENV = ("PPIPE_DRIVE_SERVICE_ACCOUNT_FILE", "GOOGLE_APPLICATION_CREDENTIALS")
 #: ppipe role -> (Drive v2 role, additionalRoles): v2 has no "commenter" role of its own.
 DRIVE_ROLES = {"reader": ("reader", []), "commenter": ("reader", ["commenter"]), "writer": ("writer", [])}
+
+
+class _DropSignedJwts(logging.Filter):
+    """oauth2client.crypt logs every signed JWT assertion it makes (``logger.debug(str(segments))``)
+    at DEBUG; an assertion can be traded for access tokens for an hour, so those records are dropped."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return False
+
+
+_JWT_LOGGER = logging.getLogger("oauth2client.crypt")  # it logs nothing else
+if not any(isinstance(f, _DropSignedJwts) for f in _JWT_LOGGER.filters):
+    _JWT_LOGGER.addFilter(_DropSignedJwts())
 
 
 def key_file_path(spec) -> str:
