@@ -590,10 +590,13 @@ class Challenge(Model):
         return api.create(self, **kwargs)
 
     def deploy(self, **kwargs: Any):
-        """Publish as a Prefect deployment; see ppipe.deploy.deploy."""
+        """Publish as a Prefect deployment (against PREFECT_API_URL, else the standing local
+        server, started if needed); returns the deployment id. See ppipe.deploy.deploy."""
+        from ppipe import server
         from ppipe.deploy import deploy
 
-        return deploy(self, **kwargs)
+        with server.connect():
+            return deploy(self, **kwargs)
 
 
 def _fraction_to_json(p: Fraction) -> float | str:

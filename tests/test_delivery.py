@@ -101,7 +101,8 @@ def test_an_object_already_uploaded_is_not_uploaded_again(tmp_path, ledger):
 
 
 def test_one_failing_destination_does_not_stop_the_others(tmp_path, ledger):
-    missing = tmp_path / "missing"
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    missing = tmp_path / "blocker" / "out"
     register(tmp_path, ledger, destinations=[
         {"kind": "local", "path": str(tmp_path / "out")}, {"kind": "local", "path": str(missing)},
     ])
@@ -111,10 +112,10 @@ def test_one_failing_destination_does_not_stop_the_others(tmp_path, ledger):
     ]
     assert not report.ok and not report.finished
     error = report.failed[0].error
-    assert "\n" not in error and str(missing) in error and "does not exist" in error
+    assert "\n" not in error and str(missing.parent) in error and "Not a directory" in error
     assert "release_0 ->" in delivery.failure_line(report) and "(and 2 more" in delivery.failure_line(report)
 
-    missing.mkdir()  # fixed: the next run delivers only what failed
+    (tmp_path / "blocker").unlink()  # fixed: the next run delivers only what failed
     again = delivery.dispatch(ledger, "demo", now=at(30))
     assert [(o.index, o.destination) for o in again.delivered] == [(i, str(missing / "demo")) for i in range(3)]
     assert again.finished and ledger.get("demo").state == "finished"

@@ -1,4 +1,4 @@
-"""Local folder specifics: atomic upload, missing parent folder."""
+"""Local folder specifics: atomic upload, folders made on demand, an unusable path."""
 
 from __future__ import annotations
 
@@ -11,10 +11,18 @@ from ppipe.errors import DestinationError
 from ppipe.model import LocalDestination
 
 
-def test_missing_parent_folder_is_an_error(tmp_path):
-    destination = LocalFolder(LocalDestination(path=tmp_path / "absent"), "alpha")
-    with pytest.raises(DestinationError, match="does not exist"):
+def test_missing_folders_are_made(tmp_path):
+    destination = LocalFolder(LocalDestination(path=tmp_path / "absent" / "deeper"), "alpha")
+    destination.prepare()
+    assert (tmp_path / "absent" / "deeper" / "alpha").is_dir()
+
+
+def test_a_path_through_a_file_is_an_error_naming_it(tmp_path):
+    (tmp_path / "blocker").write_text("not a folder")
+    destination = LocalFolder(LocalDestination(path=tmp_path / "blocker" / "out"), "alpha")
+    with pytest.raises(DestinationError, match=r"cannot create the challenge folder: Not a directory") as caught:
         destination.prepare()
+    assert str(tmp_path / "blocker") in str(caught.value) and "\n" not in str(caught.value)
 
 
 def test_upload_leaves_only_the_release(tmp_path):

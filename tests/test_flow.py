@@ -102,20 +102,21 @@ def test_rerun_of_an_active_challenge_with_nothing_due_does_nothing(tmp_path):
 
 
 def test_a_failing_release_fails_the_run_but_not_the_others(tmp_path):
-    missing = tmp_path / "missing"
+    (tmp_path / "blocker").write_text("a file where a folder should be")
+    missing = tmp_path / "blocker" / "out"
     register(tmp_path, assign="round_robin", destinations=[
         {"kind": "local", "path": str(tmp_path / "out")}, {"kind": "local", "path": str(missing)},
     ])
     state = dispatch("demo", now=at(30))
     assert state.is_failed()
-    assert "release_1 ->" in state.message and "does not exist" in state.message
+    assert "release_1 ->" in state.message and "Not a directory" in state.message
     rows = Ledger().releases("demo")
     assert [(row.index, row.status) for row in rows] == [(0, "delivered"), (1, "failed"), (2, "delivered")]
-    assert "\n" not in rows[1].error and str(missing) in rows[1].error
+    assert "\n" not in rows[1].error and str(missing.parent) in rows[1].error
     assert rows[1].flow_run_id == str(state.state_details.flow_run_id)
     found = artifacts(state.state_details.flow_run_id)
     assert '"failed"' in found["ppipe-demo-releases"].data
-    assert "does not exist" in found["ppipe-demo-summary"].data
+    assert "Not a directory" in found["ppipe-demo-summary"].data
     assert Ledger().get("demo").state == "active"
 
 

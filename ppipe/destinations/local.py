@@ -46,13 +46,10 @@ class LocalFolder(Destination):
             raise DestinationError(self.uri, f"cannot {what}: {reason}{where}") from None
 
     def prepare(self) -> None:
-        """Create the challenge folder (not its parent: a missing ``path`` is a configuration error)."""
-        parent = self.spec.path
-        if not parent.is_dir():
-            raise DestinationError(self.uri, f"the folder {parent} does not exist (create it, or fix 'path')")
+        """Create the challenge folder (and its parents) if missing; remove killed uploads' temporaries."""
         with self._errors("create the challenge folder"):
-            self.folder.mkdir(exist_ok=True)
-            durable.remove_stale(self.folder, ".*.part")  # uploads killed mid-way
+            self.folder.mkdir(parents=True, exist_ok=True)
+            durable.remove_stale(self.folder, ".*.part")
 
     def upload(self, local_file: Path, name: str) -> str:
         """Copy ``local_file`` into place atomically; return ``uri_of(name)``."""
