@@ -10,7 +10,13 @@ from __future__ import annotations
 
 import os
 import socket
+import subprocess
+import sys
+import time
+import urllib.request
 import uuid
+from contextlib import contextmanager
+from typing import Iterator
 
 import pytest
 
@@ -73,3 +79,41 @@ def gcs_bucket(gcs_server):
     fs = gcsfs.GCSFileSystem(endpoint_url=gcs_server, token="anon", project="test")
     fs.mkdir(name)
     return name
+
+
+def post(url: str, body: bytes = b"") -> None:
+    """POST ``body`` as text (moto's admin API: ``/moto-api/reset-auth`` takes a number)."""
+    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain"})
+    urllib.request.urlopen(request, timeout=5).read()
+
+
+@contextmanager
+def moto_process(**environment: str) -> Iterator[str]:
+    """A moto server in a process of its own; yields its endpoint URL.
+
+    moto's authentication switch and its state are global to a process, so tests that turn
+    auth on run their own server rather than the shared in-process one.
+    """
+    port = free_port()
+    env = {**os.environ, **environment}
+    env.pop("AWS_CA_BUNDLE", None)
+    process = subprocess.Popen(
+        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    endpoint = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read()
+            break
+        except OSError:
+            if time.monotonic() > deadline or process.poll() is not None:
+                process.kill()
+                raise RuntimeError("moto server did not start")
+            time.sleep(0.1)
+    try:
+        yield endpoint
+    finally:
+        process.terminate()
+        process.wait(10)

@@ -8,12 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import stat
-import subprocess
-import sys
 import time
-import urllib.request
 import uuid
 
 import boto3
@@ -23,40 +19,17 @@ from botocore.exceptions import ClientError
 from ppipe.destinations.s3 import S3Bucket
 from ppipe.errors import DestinationError
 from ppipe.model import S3Destination
-from tests.servers import free_port
+from tests.servers import free_port, moto_process, post
 
 REGION = "eu-west-1"
 FAKE_SECRET = "ppipe-FAKE-secret-do-not-print-7f3a9c"
 
 
-def _post(url: str, body: bytes = b"") -> None:
-    urllib.request.urlopen(urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain"}), timeout=5).read()
-
-
 @pytest.fixture(scope="module")
 def auth_server():
     """A moto server of our own (subprocess), cross-account bucket access refused like AWS does."""
-    port = free_port()
-    env = {**os.environ, "MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS": "false"}
-    env.pop("AWS_CA_BUNDLE", None)
-    process = subprocess.Popen(
-        [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto server did not start")
-            time.sleep(0.1)
-    yield endpoint
-    process.terminate()
-    process.wait(10)
+    with moto_process(MOTO_S3_ALLOW_CROSSACCOUNT_ACCESS="false") as endpoint:
+        yield endpoint
 
 
 def _client(service: str, endpoint: str, key: str, secret: str, account: str | None = None):
@@ -73,8 +46,8 @@ def organiser(auth_server, monkeypatch):
 
     Returns a function making boto3 clients with the admin key.
     """
-    _post(f"{auth_server}/moto-api/reset")
-    _post(f"{auth_server}/moto-api/reset-auth", b"1000000")  # off while we set up
+    post(f"{auth_server}/moto-api/reset")
+    post(f"{auth_server}/moto-api/reset-auth", b"1000000")  # off while we set up
     iam = _client("iam", auth_server, "setup", "setup")
     iam.create_user(UserName="organiser")
     iam.put_user_policy(UserName="organiser", PolicyName="admin", PolicyDocument=json.dumps(
@@ -85,7 +58,7 @@ def organiser(auth_server, monkeypatch):
     foreign = f"ppipe-foreign-{uuid.uuid4().hex[:8]}"
     _client("s3", auth_server, "setup", "setup", account="111111111111").create_bucket(
         Bucket=foreign, CreateBucketConfiguration={"LocationConstraint": REGION})
-    _post(f"{auth_server}/moto-api/reset-auth", b"0")  # from now on moto checks identities and policies
+    post(f"{auth_server}/moto-api/reset-auth", b"0")  # from now on moto checks identities and policies
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
     monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)

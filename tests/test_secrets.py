@@ -40,8 +40,6 @@ import os
 import re
 import sqlite3
 import stat
-import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -59,7 +57,7 @@ from typer.testing import CliRunner
 import flows.dispatch  # noqa: F401 - Prefect sets up logging on import: now, not under a test's capfd
 from tests.fixtures_drive import PARTICIPANT
 from tests.helpers import write_csv
-from tests.servers import free_port
+from tests.servers import free_port, moto_process, post
 
 REGION = "eu-west-1"
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)  # every release of the challenges below is due
@@ -314,34 +312,12 @@ def add_prefect(corpus: Corpus, flow_names: set[str], since: float) -> dict[str,
 # --- servers and keys ----------------------------------------------------------------------
 
 
-def _post(url: str, body: bytes = b"") -> None:
-    request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain"})
-    urllib.request.urlopen(request, timeout=5).read()
-
-
 @pytest.fixture(scope="module")
 def auth_server():
     """A moto server of our own (subprocess) with authentication on and no IAM users: every key is refused."""
-    port = free_port()
-    env = {**os.environ}
-    env.pop("AWS_CA_BUNDLE", None)
-    process = subprocess.Popen([sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(port)],
-                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    endpoint = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            urllib.request.urlopen(f"{endpoint}/moto-api/", timeout=1).read()
-            break
-        except OSError:
-            if time.monotonic() > deadline or process.poll() is not None:
-                process.kill()
-                raise RuntimeError("moto server did not start")
-            time.sleep(0.1)
-    _post(f"{endpoint}/moto-api/reset-auth", b"0")
-    yield endpoint
-    process.terminate()
-    process.wait(10)
+    with moto_process() as endpoint:
+        post(f"{endpoint}/moto-api/reset-auth", b"0")
+        yield endpoint
 
 
 def write_key(path: Path, token_uri: str, key_id: str, email: str = DRIVE_ACCOUNT):
