@@ -251,18 +251,15 @@ class S3Bucket(BucketPrefix):
             name += "-" + hashlib.sha256(self.prefix.encode()).hexdigest()[:8]
         return name
 
-    def _identity(self, identity: str, via: str) -> str:
+    def _principal(self, identity: str, via: str | None) -> tuple[str, str]:
+        """(normalised identity, via) for a grant or revoke; DestinationError when malformed."""
+        via = via or "bucket-policy"
         try:
-            return naming.check_identity("s3", identity, via)
+            if via not in ("bucket-policy", "iam-user-policy"):
+                raise ValueError(f"unknown via {via!r}: use bucket-policy or iam-user-policy")
+            return naming.check_identity("s3", identity, via), via
         except ValueError as exc:
             raise DestinationError(self.uri, str(exc)) from None
-
-    @staticmethod
-    def _via(via: str | None) -> str:
-        via = via or "bucket-policy"
-        if via not in ("bucket-policy", "iam-user-policy"):
-            raise ValueError(f"unknown via {via!r}: use bucket-policy or iam-user-policy")
-        return via
 
     def grant(self, identity: str, role: str = "reader", *, via: str | None = None, notify: bool = False) -> GrantResult:
         """Give ``identity`` read-only access to this prefix (see the module doc). Idempotent.
@@ -272,11 +269,7 @@ class S3Bucket(BucketPrefix):
         """
         if role != "reader":
             raise DestinationError(self.uri, f"role {role!r}: S3 grants are read-only ('reader')")
-        try:
-            via = self._via(via)
-        except ValueError as exc:
-            raise DestinationError(self.uri, str(exc)) from None
-        identity = self._identity(identity, via)
+        identity, via = self._principal(identity, via)
         if via == "iam-user-policy":
             return self._grant_user(identity)
         return self._grant_bucket_policy(identity)
@@ -284,11 +277,7 @@ class S3Bucket(BucketPrefix):
     def revoke(self, identity: str, *, via: str | None = None) -> None:
         """Remove ppipe's statements (bucket-policy) or inline policy (iam-user-policy) for
         ``identity``; other statements, policies, users and keys stay. Idempotent."""
-        try:
-            via = self._via(via)
-        except ValueError as exc:
-            raise DestinationError(self.uri, str(exc)) from None
-        identity = self._identity(identity, via)
+        identity, via = self._principal(identity, via)
         if via == "iam-user-policy":
             self._revoke_user(identity)
         else:
