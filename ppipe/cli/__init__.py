@@ -18,6 +18,7 @@ from rich.console import Console
 from typer.core import TyperGroup
 
 from ppipe.errors import PpipeError
+from ppipe.settings import ENVIRONMENT
 
 
 class OneLineErrors(TyperGroup):
@@ -42,6 +43,7 @@ app = typer.Typer(
     help="Turn one dataset into an MLOps challenge: releases delivered on a schedule to participants' storage.",
     no_args_is_help=True,
     add_completion=False,
+    epilog="Environment: " + "; ".join(f"{name}: {meaning}" for name, meaning in ENVIRONMENT.items()),
     pretty_exceptions_enable=False,
 )
 console = Console(highlight=False)
