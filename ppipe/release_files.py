@@ -1,5 +1,9 @@
 """Release files: one release's rows cut from the staged copy and saved, plus the manifest.
 
+A source staged as a byte-offset index (``staged.kind == "offsets"``) is released as the
+header bytes plus the byte range of its rows, hashed while written: the source's own lines.
+A Parquet staged copy is sliced and written by polars, then its rows are counted back.
+
 Files go to ``PPIPE_HOME/releases/<challenge>/`` (the local audit copy that destinations
 upload). Every file is written to a temporary name in the same folder, fsynced and renamed,
 so a crash never leaves a half-written file under the final name.
@@ -35,7 +39,7 @@ class ReleaseFile:
 
 
 def release_frame(challenge: Challenge, staged: StagedSource, release: PlannedRelease) -> pl.LazyFrame:
-    """The rows [start, stop) of the staged copy as delivered: converted types, row_id if asked.
+    """The rows [start, stop) of a Parquet staged copy as delivered: converted types, row_id if asked.
 
     Only the row groups holding those rows are read (polars pushes the slice into the scan).
     """
@@ -65,20 +69,38 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
     durable.remove_stale(folder, f".{name}.*.tmp")  # left by a run killed while saving
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
-        with sources.source_errors(challenge.source, f"cannot write {name}"):
-            _write(release_frame(challenge, staged, release), challenge.output.format, tmp)
-        durable.fsync_file(tmp)
-        rows = _count_rows(tmp, challenge.output.format)
-        if rows != release.rows:
-            raise SourceError(
-                sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {release.rows}"
-            )
-        digest, size = sources.sha256_file(tmp), tmp.stat().st_size
+        if staged.kind == "offsets":
+            digest, size = _cut_bytes(challenge, staged, release, tmp)
+            durable.fsync_file(tmp)
+            rows = release.rows  # exact from the index, which staging checked against a full parse
+        else:
+            with sources.source_errors(challenge.source, f"cannot write {name}"):
+                _write(release_frame(challenge, staged, release), challenge.output.format, tmp)
+            durable.fsync_file(tmp)
+            rows = _count_rows(tmp, challenge.output.format)
+            if rows != release.rows:
+                raise SourceError(
+                    sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {release.rows}"
+                )
+            digest, size = sources.sha256_file(tmp), tmp.stat().st_size
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)
     durable.fsync_dir(folder)
     return ReleaseFile(path=final, name=name, sha256=digest, bytes=size, rows=rows)
+
+
+def _cut_bytes(challenge: Challenge, staged: StagedSource, release: PlannedRelease, path: Path) -> tuple[str, int]:
+    """Write the header and the byte range of rows [start, stop) of the staged text to ``path``;
+    returns (sha256 hex, size) of what was written. SourceError if the text changed since staging."""
+    if staged.text.parent != staged.path.parent:  # cut from the source itself, not a staged copy
+        staging._compare(challenge.source, staged.fingerprint)
+    header_end, start, stop = staging.read_offsets(staged, 0, release.start, release.stop)
+    if challenge.source.format != "csv":
+        header_end = 0
+    with sources.source_errors(challenge.source, f"cannot write {challenge.release_file_name(release.index)}"):
+        with open(path, "wb") as out:
+            return staging.copy_text(challenge, staged, [(0, header_end), (start, stop)], out)
 
 
 def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> None:

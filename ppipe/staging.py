@@ -1,33 +1,54 @@
-"""Staging: read the source once into a local Parquet copy that every release slices.
+"""Staging: read the source once into what every release is cut from.
 
-``PPIPE_HOME/staged/<challenge>/`` holds ``data.parquet`` (row groups of ROW_GROUP rows,
-shuffled once when ``output.shuffle``) and ``staged.json`` (fingerprint, rows, column types),
-written last: a folder without ``staged.json`` is an unfinished staging and is redone.
-CSV/TSV are staged as text, field by field, so a release in the source's own format
-carries the source's values unchanged; column types are worked out only when the output
-format needs them (see :func:`column_types`).
+Two kinds of staged copy, both in ``PPIPE_HOME/staged/<challenge>/`` with ``staged.json``
+(fingerprint, rows, column types, kind) written last: a folder without ``staged.json`` is an
+unfinished staging and is redone.
+
+* ``"offsets"`` (the fast path, see :func:`byte_range_eligible`): a CSV released as CSV or an
+  NDJSON released as NDJSON, unshuffled, without row_id. The source is validated by one full
+  polars parse that writes nothing, and a byte-offset index is stored instead of a copy:
+  ``offsets.i64`` (little-endian int64: where each row starts, then where the data ends;
+  the CSV header is the bytes before the first row) and ``blocks.crc32`` (a CRC-32 of every
+  BLOCK bytes of the text). A release is then the header plus a byte range of the text:
+  byte-for-byte the source's own lines. The text is the source file itself when it is local
+  and uncompressed (no copy), else the fetched (decompressed) copy moved into the folder as
+  ``source.<format>``. Every release re-checks the CRC of each block it reads, so a source
+  changed after staging is reported, never mixed into a release.
+* ``"parquet"``: ``data.parquet`` (row groups of ROW_GROUP rows, shuffled once when
+  ``output.shuffle``). CSV/TSV are staged as text, field by field, so a release in the
+  source's own format carries the source's values unchanged; column types are worked out
+  only when the output format needs them (see :func:`column_types`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
 import uuid
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, BinaryIO
 
 import numpy as np
 import polars as pl
-import pyarrow as pa
-import pyarrow.parquet as pq
 
 from ppipe import durable, settings, sources
 from ppipe.errors import SourceError
 from ppipe.model import Challenge, Source
 
+if TYPE_CHECKING:  # pyarrow is imported where the Parquet path needs it (it costs ~50 ms)
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
 ROW_GROUP = 65_536
 DATA, META = "data.parquet", "staged.json"
+INDEX, BLOCKS = "offsets.i64", "blocks.crc32"  # the "offsets" kind (see the module docstring)
+BLOCK = 1 << 20  # bytes per CRC-32 block of the text
+SCAN_CHUNK = 8 * BLOCK  # bytes read at once when indexing or cutting (a multiple of BLOCK)
 ROW_ID = "row_id"
 STAGED_ROW_ID = "__ppipe_row_id"  # original row number, stored only in a shuffled copy
 SHUFFLE_BUCKET_ROWS = 262_144  # rows held in memory at once while shuffling
@@ -51,6 +72,8 @@ class StagedSource:
     types_origin: dict[str, str]
     source_sha256: str | None = None
     shuffled: bool = False
+    kind: str = "parquet"  # "parquet": path is data.parquet; "offsets": path is the offsets index
+    text: Path | None = None  # "offsets": the text file releases are cut from (source or staged copy)
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -81,12 +104,33 @@ def check_source_unchanged(challenge: Challenge) -> None:
 def load_staged(challenge: Challenge) -> StagedSource | None:
     """The finished staged copy recorded in ``staged.json``, or None if there is none."""
     folder = settings.staging_dir(challenge.name)
-    meta, data = folder / META, folder / DATA
-    if not (meta.is_file() and data.is_file()):
+    meta = folder / META
+    if not meta.is_file():
         return None
     record = json.loads(meta.read_text())
-    record["path"] = data
+    if record.get("kind", "parquet") == "offsets":
+        copied = not Path(record["text"]).is_absolute()  # a staged copy, not the source itself
+        record["path"], record["text"] = folder / INDEX, folder / record["text"]  # absolute stays absolute
+        if not ((folder / INDEX).is_file() and (folder / BLOCKS).is_file()):
+            return None
+        if copied and not record["text"].is_file():
+            return None
+    else:
+        record["path"] = folder / DATA
+        if not record["path"].is_file():
+            return None
     return StagedSource(**record)
+
+
+def byte_range_eligible(challenge: Challenge) -> bool:
+    """True when releases can be byte ranges of the source: CSV to CSV or NDJSON to NDJSON,
+    no shuffle, no row_id, and (NDJSON) no declared type to convert to."""
+    source, output = challenge.source, challenge.output
+    if output.shuffle or output.row_id:
+        return False
+    if source.format == "csv":
+        return output.format == "csv"
+    return source.format == "ndjson" and output.format == "ndjson" and not source.column_types
 
 
 # --- staging -------------------------------------------------------------------------------------
@@ -119,13 +163,20 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
     source = challenge.source
     before = sources.fingerprint(source)
     local, sha = sources.fetch(source)
+    lf = sources.scan_local(source, local)
+    _check_columns(challenge, lf)
+    if byte_range_eligible(challenge):
+        staged = _stage_offsets(challenge, folder, local, sha, before, lf)
+        if staged is not None:
+            sources.discard_fetched(source)
+            return staged
     tmp = folder / f".{DATA}.{uuid.uuid4().hex}.tmp"
     shuffled_tmp = tmp.with_suffix(".shuffled")
     try:
-        lf = sources.scan_local(source, local)
-        _check_columns(challenge, lf)
         with sources.source_errors(source, "cannot stage"):
             lf.sink_parquet(tmp, compression="lz4", row_group_size=ROW_GROUP, statistics=False)
+        import pyarrow.parquet as pq
+
         rows = pq.ParquetFile(tmp).metadata.num_rows
         if rows == 0:
             raise SourceError(sources.display_url(source), "has no data rows")
@@ -149,6 +200,215 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
         shuffled_tmp.unlink(missing_ok=True)
     sources.discard_fetched(source)
     return staged
+
+
+# --- the "offsets" kind: a byte-offset index of the source's text -----------------------------
+
+_NL, _CR, _QUOTE, _COMMA, _BRACE = 10, 13, 34, 44, 123
+_EOF = -1  # stands for "before the first byte" / "after the last byte" in the quote checks
+
+
+def _stage_offsets(
+    challenge: Challenge, folder: Path, local: Path, sha: str | None, before: dict, lf: pl.LazyFrame
+) -> StagedSource | None:
+    """Stage ``local`` (the source's bytes) as a byte-offset index; None when its text is not
+    one ppipe cuts by bytes (then the caller stages Parquet). SourceError as the Parquet path."""
+    source = challenge.source
+    url = sources.display_url(source)
+    token = uuid.uuid4().hex
+    tmp_index, tmp_blocks = folder / f".{INDEX}.{token}.tmp", folder / f".{BLOCKS}.{token}.tmp"
+    try:
+        # The full parse (polars, its own threads) and the byte pass run side by side.
+        with ThreadPoolExecutor(1) as pool:
+            parsed = pool.submit(_parse_all, source, lf)
+            try:
+                with sources.source_errors(source, "cannot stage"):
+                    scanned = index_text(local, tmp_index, tmp_blocks, source.format, hash_it=sha is None)
+            except Exception:
+                parsed.result()  # the parser's error, when there is one, says more
+                raise
+            schema, polars_rows = parsed.result()
+        if polars_rows == 0:
+            raise SourceError(url, "has no data rows")
+        if scanned is None:
+            return None
+        rows, digest = scanned
+        if rows != polars_rows:  # never cut by an index that disagrees with the parser
+            raise SourceError(url, f"cannot be indexed safely: {rows} rows by line breaks, {polars_rows} parsed")
+        if sources.fingerprint(source) != before:
+            raise SourceError(url, "changed while it was being staged; try again")
+        if sources.needs_fetch(source):  # the fetched (decompressed) copy becomes the staged text
+            text = folder / f"source.{source.format}"
+            durable.fsync_file(local)
+            os.replace(local, text)
+            text_record = text.name
+        else:  # local and uncompressed: cut from the source itself, every block CRC-checked
+            text, text_record = Path(local).resolve(), str(Path(local).resolve())
+        for tmp, final in ((tmp_blocks, BLOCKS), (tmp_index, INDEX)):
+            durable.fsync_file(tmp)
+            tmp.replace(folder / final)
+        names = list(schema.names())
+        if source.format == "csv":
+            columns = {n: "string" for n in names}
+        else:
+            columns = {n: _type_name(schema[n]) for n in names}
+        staged = StagedSource(
+            path=folder / INDEX, rows=rows, fingerprint=before, columns=columns,
+            types_origin={n: "source" for n in names}, source_sha256=sha or digest, shuffled=False,
+            kind="offsets", text=text,
+        )
+        record = {k: v for k, v in asdict(staged).items() if k != "path"}
+        write_json_atomically(folder / META, {**record, "text": text_record})
+    finally:
+        tmp_index.unlink(missing_ok=True)
+        tmp_blocks.unlink(missing_ok=True)
+    return staged
+
+
+def _parse_all(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
+    """(schema, rows) from one full parse that writes nothing: null_count needs every column
+    built, so every field of every row is split and decoded, and ragged rows, bad UTF-8 etc.
+    fail as they do when staging Parquet."""
+    with sources.source_errors(source, "cannot stage"):
+        schema = lf.collect_schema()
+        counts = lf.select(pl.len().alias("\x00ppipe_rows"), pl.all().null_count()).collect(engine="streaming")
+    return schema, int(counts.item(0, 0))
+
+
+def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it: bool = True):
+    """Write the row offsets of text file ``path`` to ``index_out`` and the CRC-32 of each of its
+    BLOCK-byte blocks to ``blocks_out``; returns (rows, sha256 hex or None).
+
+    ``fmt`` "csv": the first line is the header; a line break inside double quotes (quote-count
+    parity, carried across chunks) does not end a row; CRLF rows keep their CR. "ndjson": every
+    line break ends a record. Offsets: where each row starts, then the file size (a last line
+    without a line break ends there). One pass in SCAN_CHUNK pieces: memory stays bounded.
+    Returns None when the text is outside what byte ranges are known to match polars on: a
+    CSV quote that is not RFC 4180 (opening a field, doubled, or closing one), an unterminated
+    quote, or an NDJSON line not starting with '{' (blank lines, leading blanks).
+    """
+    csv = fmt == "csv"
+    digest = hashlib.sha256() if hash_it else None
+    parity, base, rows, prev_byte = 0, 0, 0, _EOF
+    with open(path, "rb", buffering=0) as f, open(index_out, "wb") as index, open(blocks_out, "wb") as blocks, \
+            ThreadPoolExecutor(1) as hasher:
+        size = os.fstat(f.fileno()).st_size
+        buffers = [bytearray(SCAN_CHUNK), bytearray(SCAN_CHUNK)]  # reused: no fresh pages per chunk
+
+        def read(k: int) -> bytearray:
+            n = _read_into(f, memoryview(buffers[k % 2]))
+            return buffers[k % 2] if n == SCAN_CHUNK else buffers[k % 2][:n]
+
+        k, current = 0, read(0)
+        if not csv:
+            if current[:1] != b"{":
+                return None
+            index.write(np.zeros(1, "<i8").tobytes())
+        while current:
+            k += 1
+            following = read(k)  # into the other buffer: the hasher is done with it
+            checksums = hasher.submit(_checksum, current, digest)  # hashlib and zlib release the GIL
+            data = np.frombuffer(current, np.uint8)
+            next_byte = following[0] if following else _EOF
+            breaks = np.flatnonzero(data == _NL)
+            if csv and (parity or current.find(b'"') != -1):
+                quotes = np.flatnonzero(data == _QUOTE)
+                if not _quotes_well_formed(data, quotes, parity, prev_byte, next_byte):
+                    return None
+                breaks = breaks[((parity + np.searchsorted(quotes, breaks)) & 1) == 0]
+                parity = (parity + len(quotes)) & 1
+            if not csv and len(breaks):
+                after = np.append(data, next_byte if next_byte != _EOF else _BRACE)[breaks + 1]
+                if not np.all(after == _BRACE):
+                    return None
+            starts = breaks.astype("<i8") + (base + 1)
+            if not following and len(starts) and starts[-1] == size:
+                starts = starts[:-1]  # the line break ending the last line starts nothing
+            index.write(starts.tobytes())
+            blocks.write(checksums.result())
+            rows += len(starts)
+            prev_byte, base, current = int(data[-1]), base + len(current), following
+        if parity:
+            return None
+        index.write(np.array([base], "<i8").tobytes())
+    return (rows if csv else rows + 1), (digest.hexdigest() if digest is not None else None)
+
+
+def _checksum(chunk: bytearray, digest) -> bytes:
+    """Feed ``chunk`` to ``digest`` (if any); the CRC-32 of each of its BLOCK-byte blocks, as bytes."""
+    if digest is not None:
+        digest.update(chunk)
+    view = memoryview(chunk)
+    return np.array([zlib.crc32(view[i:i + BLOCK]) for i in range(0, len(chunk), BLOCK)], "<u4").tobytes()
+
+
+def _quotes_well_formed(data: np.ndarray, quotes: np.ndarray, parity: int, prev_byte: int, next_byte: int) -> bool:
+    """True if every quote in this chunk either opens a field (after a comma, a line break, the
+    file start or a closing quote) or closes one (before a comma, CR, LF, quote or the end)."""
+    if not len(quotes):
+        return True
+    before = data[np.maximum(quotes - 1, 0)].astype(np.int16)
+    before[quotes == 0] = prev_byte
+    after = data[np.minimum(quotes + 1, len(data) - 1)].astype(np.int16)
+    after[quotes + 1 >= len(data)] = next_byte
+    opening = ((parity + np.arange(len(quotes))) & 1) == 0
+    ok_open = np.isin(before, (_COMMA, _NL, _QUOTE, _EOF))
+    ok_close = np.isin(after, (_COMMA, _CR, _NL, _QUOTE, _EOF))
+    return bool(np.all(np.where(opening, ok_open, ok_close)))
+
+
+def read_offsets(staged: StagedSource, *rows: int) -> list[int]:
+    """Byte offsets of the given rows (``staged.rows`` = the end of the data) in the staged text."""
+    return [int(np.fromfile(staged.path, dtype="<i8", count=1, offset=8 * r)[0]) for r in rows]
+
+
+def copy_text(challenge: Challenge, staged: StagedSource, ranges: list[tuple[int, int]], out: BinaryIO) -> tuple[str, int]:
+    """Write the bytes of each [lo, hi) range of the staged text to ``out``; returns the sha256
+    (hex) and size of what was written. Each block read is checked against its CRC-32 from
+    staging (while the previous piece is being written): SourceError if the text changed since
+    staging, and then what was written must be thrown away."""
+    crcs = np.fromfile(staged.path.with_name(BLOCKS), dtype="<u4")
+    digest, size, per_chunk = hashlib.sha256(), 0, SCAN_CHUNK // BLOCK
+    buffer = memoryview(bytearray(SCAN_CHUNK))  # reused: no fresh pages to fault in per chunk
+    with open(staged.text, "rb", buffering=0) as f, ThreadPoolExecutor(1) as checker:
+        for lo, hi in ranges:
+            if lo >= hi:
+                continue
+            first, last = lo // BLOCK, (hi - 1) // BLOCK
+            f.seek(first * BLOCK)
+            for block in range(first, last + 1, per_chunk):
+                chunk = buffer[:_read_into(f, buffer[:min(per_chunk, last + 1 - block) * BLOCK])]
+                piece = chunk[max(lo - block * BLOCK, 0):hi - block * BLOCK]
+                check = checker.submit(_check_and_hash, challenge, chunk, block, crcs, digest, piece)
+                out.write(piece)  # hashlib, zlib and file writes release the GIL: both run at once
+                check.result()
+                size += len(piece)
+    return digest.hexdigest(), size
+
+
+def _read_into(f, buffer: memoryview) -> int:
+    """Fill ``buffer`` from ``f`` (short only at the end of the file); returns the bytes read."""
+    filled = 0
+    while filled < len(buffer):
+        n = f.readinto(buffer[filled:])
+        if not n:
+            break
+        filled += n
+    return filled
+
+
+def _check_and_hash(challenge: Challenge, chunk: memoryview, first: int, crcs: np.ndarray, digest, piece) -> None:
+    view = chunk
+    for k in range(-(-len(chunk) // BLOCK)):
+        b = first + k
+        block = view[k * BLOCK:(k + 1) * BLOCK]
+        if b >= len(crcs) or zlib.crc32(block) != int(crcs[b]) or (len(block) < BLOCK and b != len(crcs) - 1):
+            raise SourceError(
+                sources.display_url(challenge.source),
+                f"changed since it was staged (bytes {b * BLOCK}..{b * BLOCK + BLOCK} differ): "
+                "releases would mix two versions; restore the original or make a new challenge",
+            )
+    digest.update(piece)
 
 
 def _check_columns(challenge: Challenge, lf: pl.LazyFrame) -> None:
@@ -188,6 +448,9 @@ def shuffle_parquet(src: Path, dst: Path, seed: int) -> None:
     The order depends only on the seed and the row count (numpy's PCG64 stream).
     Hand-written: neither polars nor pyarrow offers a bounded-memory seeded shuffle.
     """
+    import pyarrow as pa
+    import pyarrow.parquet as pq
+
     parquet = pq.ParquetFile(src)
     n_rows = parquet.metadata.num_rows
     n_buckets = int(min(SHUFFLE_MAX_BUCKETS, max(1, -(-n_rows // SHUFFLE_BUCKET_ROWS))))
@@ -224,6 +487,8 @@ def shuffle_parquet(src: Path, dst: Path, seed: int) -> None:
 
 
 def _schema_with_row_id(parquet: pq.ParquetFile) -> pa.Schema:
+    import pyarrow as pa
+
     return parquet.schema_arrow.append(pa.field(STAGED_ROW_ID, pa.int64()))
 
 

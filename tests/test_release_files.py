@@ -50,16 +50,23 @@ def test_release_names_follow_the_template(source_csv):
     assert saved.path.parent == settings.releases_dir(challenge.name)
 
 
-def test_failed_write_leaves_no_file(source_csv, monkeypatch):
-    challenge = make_challenge(str(source_csv), releases=2)
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_failed_write_leaves_no_file(source_csv, monkeypatch, fmt):
+    challenge = make_challenge(str(source_csv), releases=2, output={"format": fmt})
     staged = staging.stage(challenge)
+    assert staged.kind == ("offsets" if fmt == "csv" else "parquet")
     release = challenge.plan(staged.rows)[0]
 
     def half_write(lf, fmt, path):
         path.write_bytes(b"id,x\n0000,0.0\n")
         raise OSError("disk full")
 
+    def half_cut(challenge, staged, ranges, out):  # the byte-range path: fails after some bytes
+        out.write(b"id,x\n0000,0.0\n")
+        raise OSError("disk full")
+
     monkeypatch.setattr(release_files, "_write", half_write)
+    monkeypatch.setattr(staging, "copy_text", half_cut)
     with pytest.raises(SourceError, match="disk full"):
         release_files.write_release(challenge, staged, release)
     assert list(settings.releases_dir(challenge.name).iterdir()) == []
