@@ -72,7 +72,7 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
         if staged.kind == "offsets":
             digest, size = _cut_bytes(challenge, staged, release, tmp)
             durable.fsync_file(tmp)
-            rows = release.rows  # exact from the index, which staging checked against a full parse
+            rows = release.rows  # exact from the index, which staging checked against polars
         else:
             with sources.source_errors(challenge.source, f"cannot write {name}"):
                 _write(release_frame(challenge, staged, release), challenge.output.format, tmp)

@@ -5,8 +5,10 @@ Two kinds of staged copy, both in ``PPIPE_HOME/staged/<challenge>/`` with ``stag
 unfinished staging and is redone.
 
 * ``"offsets"`` (the fast path, see :func:`byte_range_eligible`): a CSV released as CSV or an
-  NDJSON released as NDJSON, unshuffled, without row_id. The source is validated by one full
-  polars parse that writes nothing, and a byte-offset index is stored instead of a copy:
+  NDJSON released as NDJSON, unshuffled, without row_id. The source is validated (a CSV in the
+  one pass over its bytes that indexes it: UTF-8, and every row with as many fields as the
+  header; an NDJSON by one full polars parse that writes nothing), and a byte-offset index is
+  stored instead of a copy:
   ``offsets.i64`` (little-endian int64: where each row starts, then where the data ends;
   the CSV header is the bytes before the first row) and ``blocks.crc32`` (a CRC-32 of every
   BLOCK bytes of the text). A release is then the header plus a byte range of the text:
@@ -22,6 +24,7 @@ unfinished staging and is redone.
 
 from __future__ import annotations
 
+import codecs
 import hashlib
 import json
 import os
@@ -218,23 +221,27 @@ def _stage_offsets(
     token = uuid.uuid4().hex
     tmp_index, tmp_blocks = folder / f".{INDEX}.{token}.tmp", folder / f".{BLOCKS}.{token}.tmp"
     try:
-        # The full parse (polars, its own threads) and the byte pass run side by side.
+        # polars (its own threads) counts the rows (CSV) or parses every record (NDJSON) while
+        # the byte pass indexes, hashes and (CSV) validates the text.
         with ThreadPoolExecutor(1) as pool:
-            parsed = pool.submit(_parse_all, source, lf)
+            parsed = pool.submit(_polars_rows, source, lf)
             try:
                 with sources.source_errors(source, "cannot stage"):
-                    scanned = index_text(local, tmp_index, tmp_blocks, source.format, hash_it=sha is None)
+                    try:
+                        scanned = index_text(local, tmp_index, tmp_blocks, source.format, hash_it=sha is None)
+                    except BadText as exc:
+                        raise SourceError(url, f"cannot stage: {exc}") from None
             except Exception:
-                parsed.result()  # the parser's error, when there is one, says more
+                parsed.result()  # polars' error, when there is one, says more
                 raise
             schema, polars_rows = parsed.result()
+        if scanned is None:  # the Parquet path decides (and says what is wrong, if anything)
+            return None
         if polars_rows == 0:
             raise SourceError(url, "has no data rows")
-        if scanned is None:
-            return None
         rows, digest = scanned
-        if rows != polars_rows:  # never cut by an index that disagrees with the parser
-            raise SourceError(url, f"cannot be indexed safely: {rows} rows by line breaks, {polars_rows} parsed")
+        if rows != polars_rows:  # never cut by an index that disagrees with polars
+            raise SourceError(url, f"cannot be indexed safely: {rows} rows by line breaks, {polars_rows} counted by polars")
         if sources.fingerprint(source) != before:
             raise SourceError(url, "changed while it was being staged; try again")
         if sources.needs_fetch(source):  # the fetched (decompressed) copy becomes the staged text
@@ -265,29 +272,121 @@ def _stage_offsets(
     return staged
 
 
-def _parse_all(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
-    """(schema, rows) from one full parse that writes nothing: null_count needs every column
-    built, so every field of every row is split and decoded, and ragged rows, bad UTF-8 etc.
-    fail as they do when staging Parquet."""
+def _polars_rows(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
+    """(schema, rows) as polars reads the source. CSV: ``len()`` only, which counts records
+    (quote-aware) without splitting fields: cheap; the fields are checked by :func:`index_text`.
+    NDJSON: one full parse that writes nothing (null_count needs every column built), so a
+    malformed record fails as it does when staging Parquet."""
     with sources.source_errors(source, "cannot stage"):
         schema = lf.collect_schema()
+        if source.format == "csv":
+            return schema, int(lf.select(pl.len()).collect().item())
         counts = lf.select(pl.len().alias("\x00ppipe_rows"), pl.all().null_count()).collect(engine="streaming")
     return schema, int(counts.item(0, 0))
+
+
+class BadText(ValueError):
+    """The CSV text is refused (not UTF-8, a ragged row); the message says what and where."""
+
+
+class _CsvCheck:
+    """The checks of a CSV's text made during the byte pass, chunk by chunk: UTF-8 (an
+    incremental decoder, so a character split between chunks is whole) and the number of
+    fields of every row against the header's (delimiters outside quotes, counted per row).
+
+    A blank line (nothing, or a lone CR, before its line break) is a row, as polars and
+    Python's csv module count it, and is accepted whatever the header's width: it is the
+    record with no values, not a ragged row. The first ragged row is kept and reported once
+    the pass is over (a text that turns out not to be cut by bytes goes to the Parquet path
+    whole instead); bad UTF-8 is reported at once.
+    """
+
+    def __init__(self) -> None:
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
+        self.pending = False  # the decoder holds the start of a character split at the chunk end
+        self.header: int | None = None  # delimiters in the header, once its line has ended
+        self.lines = 0  # complete lines so far (the header is line 0, data row r is line r)
+        self.line_start = 0  # where the current, unfinished line starts (file offset)
+        self.carry = 0  # delimiters seen so far in that line
+        self.ragged: str | None = None
+
+    def text(self, chunk: bytearray, base: int, breaks: np.ndarray) -> None:
+        """UTF-8 check of ``chunk`` (at file offset ``base``; ``breaks``: its row ends)."""
+        if self.pending or not chunk.isascii():
+            held = len(self.decoder.getstate()[0])
+            try:
+                self.decoder.decode(chunk)
+            except UnicodeDecodeError as exc:
+                at = base - held + exc.start
+                row = self.lines + int(np.searchsorted(breaks, at - base))
+                where = "in the header" if row == 0 else f"in row {row}"
+                raise BadText(f"is not valid UTF-8 text (byte {at}, {where})") from None
+            self.pending = bool(self.decoder.getstate()[0])
+
+    def fields(self, data: np.ndarray, base: int, at: np.ndarray, n_seps: int, breaks: np.ndarray, prev: int) -> None:
+        """Count the fields of the rows ending in this chunk: ``at`` are the indices of the row
+        ends among its ``n_seps`` separators outside quotes (delimiters and row ends, in order),
+        ``breaks`` their offsets in the chunk, ``prev`` the byte before the chunk."""
+        if not len(at):
+            self.carry += n_seps
+            return
+        counts = np.diff(at, prepend=-1) - 1  # delimiters between consecutive row ends
+        counts[0] += self.carry
+        first = 0
+        if self.header is None:
+            self.header, first = int(counts[0]), 1
+        bad = np.flatnonzero(counts[first:] != self.header) + first
+        if len(bad) and self.ragged is None:
+            starts = np.concatenate(([self.line_start - base], breaks[:-1] + 1))[bad]
+            lengths = breaks[bad] - starts  # without the line break
+            lead = np.where(starts >= 0, data[np.maximum(starts, 0)], prev)
+            blank = (counts[bad] == 0) & ((lengths == 0) | ((lengths == 1) & (lead == _CR)))
+            bad = bad[~blank]
+            if len(bad):
+                self._ragged(self.lines + int(bad[0]), int(counts[bad[0]]))
+        self.lines += len(at)
+        self.carry = n_seps - int(at[-1]) - 1
+        self.line_start = base + int(breaks[-1]) + 1
+
+    def finish(self, size: int, last: int) -> None:
+        """At the end of the text (``size`` bytes, ``last`` its last byte): a character cut
+        short, or a last line without a line break that is ragged."""
+        held = len(self.decoder.getstate()[0])
+        try:
+            self.decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            where = "in the header" if self.lines == 0 else f"in row {self.lines}"
+            raise BadText(f"is not valid UTF-8 text (byte {size - held}, {where}: a character cut short)") from None
+        length = size - self.line_start
+        if self.header is not None and length and self.carry != self.header:
+            if not (self.carry == 0 and length == 1 and last == _CR):
+                self._ragged(self.lines, self.carry)
+
+    def _ragged(self, row: int, delimiters: int) -> None:
+        if self.ragged is None:
+            more = "more" if delimiters > self.header else "fewer"
+            n = delimiters + 1
+            self.ragged = (f"has a row with {more} fields than the header (ragged CSV): "
+                           f"row {row} has {n} field{'s' * (n != 1)}, the header has {self.header + 1}")
 
 
 def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it: bool = True):
     """Write the row offsets of text file ``path`` to ``index_out`` and the CRC-32 of each of its
     BLOCK-byte blocks to ``blocks_out``; returns (rows, sha256 hex or None).
 
-    ``fmt`` "csv": the first line is the header; a line break inside double quotes (quote-count
-    parity, carried across chunks) does not end a row; CRLF rows keep their CR. "ndjson": every
-    line break ends a record. Offsets: where each row starts, then the file size (a last line
-    without a line break ends there). One pass in SCAN_CHUNK pieces: memory stays bounded.
-    Returns None when the text is outside what byte ranges are known to match polars on: a
-    CSV quote that is not RFC 4180 (opening a field, doubled, or closing one), an unterminated
-    quote, or an NDJSON line not starting with '{' (blank lines, leading blanks).
+    ``fmt`` "csv": the first line is the header; a line break or comma inside double quotes
+    (quote-count parity, carried across chunks) does not end a row or a field; CRLF rows keep
+    their CR. The same pass checks the text (see :class:`_CsvCheck`): BadText when it is not
+    UTF-8 or a row has more or fewer fields than the header. "ndjson": every line break ends a
+    record (checked by polars, not here). Offsets: where each row starts, then the file size (a
+    last line without a line break ends there). One pass in SCAN_CHUNK pieces: memory stays
+    bounded. Returns None when the text is outside what byte ranges are known to match polars
+    on: a CSV quote that is not RFC 4180 (opening a field, doubled, or closing one), an
+    unterminated quote, a CSV starting with a blank line, or an NDJSON line not starting with
+    '{' (blank lines, leading blanks).
     """
     csv = fmt == "csv"
+    check = _CsvCheck() if csv else None
     digest = hashlib.sha256() if hash_it else None
     parity, base, rows, prev_byte = 0, 0, 0, _EOF
     with open(path, "rb", buffering=0) as f, open(index_out, "wb") as index, open(blocks_out, "wb") as blocks, \
@@ -300,38 +399,58 @@ def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it:
             return buffers[k % 2] if n == SCAN_CHUNK else buffers[k % 2][:n]
 
         k, current = 0, read(0)
+        if csv and (current[:1] == b"\n" or current[:2] == b"\r\n"):
+            return None  # polars skips leading blank lines: the header is not the first line
         if not csv:
             if current[:1] != b"{":
                 return None
             index.write(np.zeros(1, "<i8").tobytes())
         while current:
             k += 1
-            following = read(k)  # into the other buffer: the hasher is done with it
-            checksums = hasher.submit(_checksum, current, digest)  # hashlib and zlib release the GIL
+            # hashlib, zlib and reads release the GIL: the hasher works while this thread scans
+            checksums = hasher.submit(_checksum, current, digest)
+            upcoming = hasher.submit(read, k)  # into the other buffer, whose checksums are done
             data = np.frombuffer(current, np.uint8)
-            next_byte = following[0] if following else _EOF
-            breaks = np.flatnonzero(data == _NL)
-            if csv and (parity or current.find(b'"') != -1):
-                quotes = np.flatnonzero(data == _QUOTE)
-                if not _quotes_well_formed(data, quotes, parity, prev_byte, next_byte):
-                    return None
-                breaks = breaks[((parity + np.searchsorted(quotes, breaks)) & 1) == 0]
-                parity = (parity + len(quotes)) & 1
-            if not csv and len(breaks):
-                after = np.append(data, next_byte if next_byte != _EOF else _BRACE)[breaks + 1]
-                if not np.all(after == _BRACE):
-                    return None
+            if csv:
+                # separators: delimiters and line breaks, in order; those inside quotes dropped
+                seps = np.flatnonzero((data == _NL) | (data == _COMMA))
+                if parity or current.find(b'"') != -1:
+                    next_byte = _first_byte(upcoming.result())
+                    quotes = np.flatnonzero(data == _QUOTE)
+                    if not _quotes_well_formed(data, quotes, parity, prev_byte, next_byte):
+                        return None
+                    seps = seps[((parity + np.searchsorted(quotes, seps)) & 1) == 0]
+                    parity = (parity + len(quotes)) & 1
+                at = np.flatnonzero(data[seps] == _NL)  # which separators end a row
+                breaks = seps[at]
+                check.text(current, base, breaks)
+                check.fields(data, base, at, len(seps), breaks, prev_byte)
+            else:
+                breaks = np.flatnonzero(data == _NL)
+                if len(breaks):
+                    next_byte = _first_byte(upcoming.result())
+                    after = np.append(data, next_byte if next_byte != _EOF else _BRACE)[breaks + 1]
+                    if not np.all(after == _BRACE):
+                        return None
             starts = breaks.astype("<i8") + (base + 1)
-            if not following and len(starts) and starts[-1] == size:
+            if len(starts) and starts[-1] == size and not upcoming.result():
                 starts = starts[:-1]  # the line break ending the last line starts nothing
             index.write(starts.tobytes())
             blocks.write(checksums.result())
             rows += len(starts)
-            prev_byte, base, current = int(data[-1]), base + len(current), following
+            prev_byte, base, current = int(data[-1]), base + len(current), upcoming.result()
         if parity:
             return None
+        if csv:
+            check.finish(base, prev_byte)
+            if check.ragged:
+                raise BadText(check.ragged)
         index.write(np.array([base], "<i8").tobytes())
     return (rows if csv else rows + 1), (digest.hexdigest() if digest is not None else None)
+
+
+def _first_byte(chunk: bytearray) -> int:
+    return chunk[0] if chunk else _EOF
 
 
 def _checksum(chunk: bytearray, digest) -> bytes:

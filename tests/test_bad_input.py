@@ -43,7 +43,7 @@ IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
 KNOWN_GAPS: dict[str, str] = {
     "plan:source-ragged-csv": (
         "known limitation (ppipe/sources.py): plan counts rows without parsing every field (polars "
-        "answers len() from line breaks), so only create, which parses while staging, refuses a ragged CSV"
+        "answers len() from line breaks), so only create, which checks every row while staging, refuses a ragged CSV"
     ),
 }
 #: Cases that cannot be made here: stem -> why.

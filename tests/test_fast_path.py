@@ -192,9 +192,9 @@ def test_quotes_outside_rfc4180_fall_back_to_parquet(tmp_path, content):
 def test_an_index_disagreeing_with_polars_is_refused(tmp_path, monkeypatch):
     path = write_nasty_csv(tmp_path / "nasty.csv")
     challenge = make_challenge(str(path))
-    real = staging._parse_all
-    monkeypatch.setattr(staging, "_parse_all", lambda source, lf: (real(source, lf)[0], 5))
-    with pytest.raises(SourceError, match="cannot be indexed safely: 4 rows by line breaks, 5 parsed"):
+    real = staging._polars_rows
+    monkeypatch.setattr(staging, "_polars_rows", lambda source, lf: (real(source, lf)[0], 5))
+    with pytest.raises(SourceError, match="cannot be indexed safely: 4 rows by line breaks, 5 counted by polars"):
         staging.stage(challenge)
     assert staging.load_staged(challenge) is None
     assert not settings.staging_dir(challenge.name).exists()
@@ -343,3 +343,184 @@ def test_random_csv_releases_are_the_source_bytes(tmp_path_factory, n_cols, data
     staged, saved = deliver(challenge)
     assert staged.kind == "offsets" and staged.rows == len(rows)
     assert_byte_exact(challenge, staged, saved, header, row_bytes)
+
+
+# --- validation in the byte pass: UTF-8 and fields per row --------------------------------------
+
+
+def stage_bytes(tmp_path, content: bytes, name: str = "d.csv"):
+    path = tmp_path / name
+    path.write_bytes(content)
+    challenge = make_challenge(str(path), releases=1)
+    return challenge, staging.stage(challenge)
+
+
+def assert_refused(tmp_path, content: bytes, *fragments: str) -> str:
+    path = tmp_path / "d.csv"
+    path.write_bytes(content)
+    challenge = make_challenge(str(path), releases=1)
+    with pytest.raises(SourceError) as info:
+        staging.stage(challenge)
+    message = str(info.value)
+    assert all(f in message for f in fragments), (message, fragments)
+    assert "\n" not in message and str(path) in message
+    assert staging.load_staged(challenge) is None
+    folder = settings.staging_dir(challenge.name)
+    assert not folder.exists() or os.listdir(folder) == []
+    return message
+
+
+@pytest.mark.parametrize(
+    "content, expected",
+    [
+        (b"a,b,c\n1,2,3\n4,5,6,7\n", "more fields than the header (ragged CSV): row 2 has 4 fields, the header has 3"),
+        (b"a,b,c\n1,2,3\n4,5\n7,8,9\n", "fewer fields than the header (ragged CSV): row 2 has 2 fields, the header has 3"),
+        (b"a,b,c\r\n1,2,3\r\n4\r\n", "fewer fields than the header (ragged CSV): row 2 has 1 field, the header has 3"),
+        (b"a,b,c\n1,2,3\n4,5", "row 2 has 2 fields, the header has 3"),  # last line, no line break
+        (b"a,b\n1,2\n,\n,,\n", "row 3 has 3 fields, the header has 2"),  # "," is 2 empty fields: fine
+        (b"a,b\n1,2\n \n", "row 2 has 1 field, the header has 2"),  # a space is not a blank line
+        (b'a,b\n"x,\ny",1\n"p,q",r,s\n', "row 2 has 3 fields, the header has 2"),
+        (b'a,b\n1,2\n"x\n,y",1,"z,\n"\n', "row 2 has 3 fields, the header has 2"),
+        (b'"a,b",c\n1,2,3\n', "row 1 has 3 fields, the header has 2"),  # a quoted comma in the header
+    ],
+)
+def test_ragged_rows_are_refused_naming_the_row(tmp_path, content, expected):
+    assert_refused(tmp_path, content, "cannot stage: has a row with", expected)
+
+
+def test_quoted_delimiters_and_line_breaks_are_not_ragged(tmp_path):
+    rows = [b'"1,2,3","x\n,y",z\n', b'",",",\r\n,","""a,""b"\n', b'4,"",\n', b'"\n\n",",,,,",""""\n']
+    challenge, staged = stage_bytes(tmp_path, b"a,b,c\n" + b"".join(rows))
+    assert staged.kind == "offsets" and staged.rows == 4
+    assert csv_rows(b"a,b,c\n" + b"".join(rows))[1:] == [
+        ["1,2,3", "x\n,y", "z"], [",", ",\r\n,", '"a,"b'], ["4", "", ""], ["\n\n", ",,,,", '"']
+    ]
+
+
+@pytest.mark.parametrize(
+    "content, rows",
+    [(b"a,b\n1,2\n\n3,4\n", 3), (b"a,b\r\n1,2\r\n\r\n\r\n3,4\r\n", 4), (b"a\n1\n\n2\n", 3), (b"a,b\n1,2\n\r", 2)],
+    ids=["LF", "CRLF", "one-column", "lone-CR-last"],
+)
+def test_blank_lines_are_rows_not_ragged(tmp_path, content, rows):
+    """A blank line is a row, as polars and the csv module count it (the record with no values),
+    whatever the header's width; see staging._CsvCheck."""
+    _, staged = stage_bytes(tmp_path, content)
+    assert staged.kind == "offsets" and staged.rows == rows
+
+
+def test_a_leading_blank_line_goes_to_parquet(tmp_path):
+    """polars skips it and reads the next line as the header: the index would not agree."""
+    _, staged = stage_bytes(tmp_path, b"\na,b\n1,2\n")
+    assert staged.kind == "parquet" and staged.rows == 1 and staged.columns == {"a": "string", "b": "string"}
+
+
+@pytest.mark.parametrize(
+    "content, fragments",
+    [
+        (b"a,b\n1,\xff\n", ("is not valid UTF-8 text (byte 6, in row 1)",)),
+        (b"a,b\n1,2\n3,\xe2\x82\n", ("is not valid UTF-8 text (byte 10, in row 2)",)),  # a character cut short
+        (b"a,b\n1,2\n3,\xc3", ("is not valid UTF-8 text (byte 10, in row 2", "cut short")),  # at the end
+        (b"a,\xc0\xaf\n1,2\n", ("is not valid UTF-8 text (byte 2, in the header)",)),  # overlong "/"
+        (b"a,b\n1,\xed\xa0\x80\n", ("is not valid UTF-8 text (byte 6, in row 1)",)),  # a surrogate
+    ],
+)
+def test_invalid_utf8_is_refused_with_its_place(tmp_path, content, fragments):
+    assert_refused(tmp_path, content, "cannot stage:", *fragments)
+
+
+def test_invalid_utf8_in_the_middle_of_a_large_file(tmp_path, monkeypatch):
+    monkeypatch.setattr(staging, "BLOCK", 1 << 14)
+    monkeypatch.setattr(staging, "SCAN_CHUNK", 1 << 16)  # ~45 chunks
+    rows = [f"{i},é{i % 7},🙂 x\n".encode() for i in range(200_000)]
+    bad_row = 123_457
+    rows[bad_row] = rows[bad_row].replace("🙂".encode(), b"\xf0\x9f\x99")  # 3 of the emoji's 4 bytes
+    data = b"n,e,s\n" + b"".join(rows)
+    at = data.index(b"\xf0\x9f\x99 ")
+    assert_refused(tmp_path, data, f"is not valid UTF-8 text (byte {at}, in row {bad_row + 1})")
+
+
+@pytest.mark.parametrize("chunk", [1, 2, 3, 5, 7, 8, 13])
+def test_validation_across_every_chunk_boundary(tmp_path, monkeypatch, chunk):
+    """With tiny chunks every delimiter, line break, quote and multi-byte character straddles
+    some chunk end: valid text is accepted, the ragged row and the bad byte are found exactly."""
+    monkeypatch.setattr(staging, "BLOCK", chunk)
+    monkeypatch.setattr(staging, "SCAN_CHUNK", chunk)
+    rows = [b'1,"x,\r\ny",\xc3\xa9\xe6\xbc\xa2\r\n', b'"",\xf0\x9f\x99\x82,""""\r\n', b"\r\n", b',,"\n"\r\n', b'7,8,9']
+    header = b"a,\xc3\xa9,c\r\n"
+    home = tmp_path / "homes"
+    for case in ("valid", "ragged", "utf8"):
+        monkeypatch.setenv("PPIPE_HOME", str(home / case))
+        folder = tmp_path / case
+        folder.mkdir()
+        if case == "valid":
+            challenge, staged = stage_bytes(folder, header + b"".join(rows))
+            assert staged.kind == "offsets" and staged.rows == 5
+            saved = [release_files.write_release(challenge, staged, r) for r in challenge.plan(staged.rows)]
+            assert_byte_exact(challenge, staged, saved, header, rows)
+        elif case == "ragged":
+            assert_refused(folder, header + b"".join(rows[:3]) + b'"\n",,"x,y",\r\n' + rows[4],
+                           "more fields than the header", "row 4 has 4 fields, the header has 3")
+        else:
+            broken = rows[1].replace(b"\x99\x82", b"\x99,")  # the emoji's last byte is a comma
+            data = header + rows[0] + broken + b"".join(rows[2:])
+            at = data.index(b"\xf0\x9f\x99,")
+            assert_refused(folder, data, f"is not valid UTF-8 text (byte {at}, in row 2)")
+
+
+def csv_line(fields: list[str], ending: str, quoting: int) -> bytes:
+    """One CSV line as the csv module writes it, ending with ``ending``. Written with a CRLF
+    terminator, so that a field with a lone CR is quoted too (the csv module quotes only the
+    terminator's characters, and reads a lone CR as a line break where polars does not)."""
+    out = io.StringIO()
+    csv.writer(out, lineterminator="\r\n", quoting=quoting).writerow(fields)
+    return out.getvalue().removesuffix("\r\n").encode() + ending.encode()
+
+
+FIELD_WIDE = st.text(alphabet=st.sampled_from(list('ab,"\n\r é0 漢🙂')), max_size=6)
+
+
+@hsettings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    n_cols=st.integers(min_value=1, max_value=4),
+    data=st.data(),
+    ending=st.sampled_from(["\n", "\r\n"]),
+    quoting=st.sampled_from([csv.QUOTE_MINIMAL, csv.QUOTE_ALL]),
+    trailing=st.booleans(),
+    chunk=st.sampled_from([1, 2, 3, 4, 7, 64, 1 << 20]),
+    ragged=st.sampled_from([None, "more", "fewer"]),
+)
+def test_random_csv_validation(tmp_path_factory, n_cols, data, ending, quoting, trailing, chunk, ragged):
+    """Valid CSVs (written by the csv module, blank lines among them) are accepted with the csv
+    module's row count; the same with one row given a field more or fewer is refused, naming it."""
+    rows = data.draw(st.lists(st.lists(FIELD_WIDE, min_size=n_cols, max_size=n_cols), min_size=1, max_size=25))
+    rows = [[] if data.draw(st.integers(0, 9)) == 0 else r for r in rows]  # some blank lines
+    bad = None
+    if ragged == "fewer" and n_cols == 1:
+        ragged = "more"
+    if ragged:
+        bad = data.draw(st.integers(0, len(rows) - 1))
+        fields = rows[bad] or [""] * n_cols
+        rows[bad] = fields + [data.draw(FIELD_WIDE)] if ragged == "more" else fields[:-1]
+    line_bytes = [csv_line(r, ending, quoting) for r in rows]
+    if not trailing and line_bytes[-1] != ending.encode():  # an empty last line needs its line break
+        line_bytes[-1] = line_bytes[-1][: -len(ending)]
+    content = csv_line([f"c{i}" for i in range(n_cols)], ending, quoting) + b"".join(line_bytes)
+    folder = tmp_path_factory.mktemp("v")
+    os.environ["PPIPE_HOME"] = str(folder / "home")
+    old = staging.BLOCK, staging.SCAN_CHUNK
+    staging.BLOCK = staging.SCAN_CHUNK = chunk
+    try:
+        path = folder / "d.csv"
+        path.write_bytes(content)
+        challenge = make_challenge(str(path), releases=1)
+        if bad is None:
+            staged = staging.stage(challenge)
+            assert staged.kind == "offsets"
+            assert staged.rows == len(csv_rows(content)) - 1 == len(rows)
+        else:
+            with pytest.raises(SourceError, match=f"{ragged} fields than the header .*: row {bad + 1} has"):
+                staging.stage(challenge)
+            assert staging.load_staged(challenge) is None
+    finally:
+        staging.BLOCK, staging.SCAN_CHUNK = old
