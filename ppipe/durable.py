@@ -7,8 +7,10 @@ are removed by the next run that writes there.
 
 from __future__ import annotations
 
+import json
 import os
 import time
+import uuid
 from pathlib import Path
 
 from ppipe.settings import claim_lease
@@ -46,3 +48,17 @@ def remove_stale(folder: Path, pattern: str) -> int:
         except FileNotFoundError:  # removed meanwhile by another run
             continue
     return removed
+
+
+def write_json(path: Path, payload: dict) -> None:
+    """Write ``payload`` as JSON to ``path`` via a fsynced temporary file in the same folder and a rename."""
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8") as f:
+            json.dump(payload, f, indent=2, ensure_ascii=False, default=str)
+            f.flush()
+            os.fsync(f.fileno())
+        tmp.replace(path)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(path.parent)

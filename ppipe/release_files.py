@@ -22,7 +22,10 @@ from ppipe import durable, settings, sources, staging
 from ppipe.errors import SourceError
 from ppipe.model import Challenge
 from ppipe.planning import PlannedRelease
-from ppipe.staging import ROW_ID, STAGED_ROW_ID, StagedSource
+from ppipe.column_types import declared_or_inferred_cast
+from ppipe.shuffle import STAGED_ROW_ID
+from ppipe.staging import ROW_ID, StagedSource
+from ppipe.text_index import copy_text, read_offsets
 
 MANIFEST = "manifest.json"
 
@@ -45,7 +48,7 @@ def release_frame(challenge: Challenge, staged: StagedSource, release: PlannedRe
     """
     lf = pl.scan_parquet(staged.path).slice(release.start, release.rows)
     if challenge.output.format != "csv" or challenge.source.format not in sources.TEXT_FORMATS:
-        lf = lf.with_columns(staging.declared_or_inferred_cast(staged, challenge.source.format in sources.TEXT_FORMATS))
+        lf = lf.with_columns(declared_or_inferred_cast(staged, challenge.source.format in sources.TEXT_FORMATS))
     if challenge.output.row_id:
         row_id = pl.col(STAGED_ROW_ID) if staged.shuffled else pl.int_range(release.start, release.stop, dtype=pl.Int64)
         lf = lf.with_columns(row_id.alias(ROW_ID))
@@ -95,12 +98,12 @@ def _cut_bytes(challenge: Challenge, staged: StagedSource, release: PlannedRelea
     returns (sha256 hex, size) of what was written. SourceError if the text changed since staging."""
     if staged.text.parent != staged.path.parent:  # cut from the source itself, not a staged copy
         staging._compare(challenge.source, staged.fingerprint)
-    header_end, start, stop = staging.read_offsets(staged, 0, release.start, release.stop)
+    header_end, start, stop = read_offsets(staged, 0, release.start, release.stop)
     if challenge.source.format != "csv":
         header_end = 0
     with sources.source_errors(challenge.source, f"cannot write {challenge.release_file_name(release.index)}"):
         with open(path, "wb") as out:
-            return staging.copy_text(challenge, staged, [(0, header_end), (start, stop)], out)
+            return copy_text(challenge, staged, [(0, header_end), (start, stop)], out)
 
 
 def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> None:
@@ -159,7 +162,7 @@ def write_manifest(challenge: Challenge, staged: StagedSource, delivered: list[d
     folder = settings.releases_dir(challenge.name)
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / MANIFEST
-    staging.write_json_atomically(path, manifest)
+    durable.write_json(path, manifest)
     return path
 
 

@@ -15,7 +15,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from ppipe import release_files, settings, sources, staging
+from ppipe import release_files, settings, sources, staging, text_index
 from ppipe.errors import SourceError
 from tests.data_helpers import csv_rows, make_challenge, write_nasty_csv
 
@@ -116,8 +116,8 @@ def test_compressed_csv_is_cut_from_a_staged_copy(tmp_path, compression):
 
 def test_many_chunks_and_blocks(tmp_path, monkeypatch):
     """Quotes and line breaks straddling chunk and block boundaries (tiny chunks and blocks)."""
-    monkeypatch.setattr(staging, "BLOCK", 7)
-    monkeypatch.setattr(staging, "SCAN_CHUNK", 21)
+    monkeypatch.setattr(text_index, "BLOCK", 7)
+    monkeypatch.setattr(text_index, "SCAN_CHUNK", 21)
     rows = [f'{i},"x\n""{i}"", y",{"é" * (i % 4)}\r\n'.encode() for i in range(60)]
     path = tmp_path / "d.csv"
     path.write_bytes(b"a,b,c\r\n" + b"".join(rows))
@@ -404,7 +404,7 @@ def test_quoted_delimiters_and_line_breaks_are_not_ragged(tmp_path):
 )
 def test_blank_lines_are_rows_not_ragged(tmp_path, content, rows):
     """A blank line is a row, as polars and the csv module count it (the record with no values),
-    whatever the header's width; see staging._CsvCheck."""
+    whatever the header's width; see text_index._CsvCheck."""
     _, staged = stage_bytes(tmp_path, content)
     assert staged.kind == "offsets" and staged.rows == rows
 
@@ -430,8 +430,8 @@ def test_invalid_utf8_is_refused_with_its_place(tmp_path, content, fragments):
 
 
 def test_invalid_utf8_in_the_middle_of_a_large_file(tmp_path, monkeypatch):
-    monkeypatch.setattr(staging, "BLOCK", 1 << 14)
-    monkeypatch.setattr(staging, "SCAN_CHUNK", 1 << 16)  # ~45 chunks
+    monkeypatch.setattr(text_index, "BLOCK", 1 << 14)
+    monkeypatch.setattr(text_index, "SCAN_CHUNK", 1 << 16)  # ~45 chunks
     rows = [f"{i},é{i % 7},🙂 x\n".encode() for i in range(200_000)]
     bad_row = 123_457
     rows[bad_row] = rows[bad_row].replace("🙂".encode(), b"\xf0\x9f\x99")  # 3 of the emoji's 4 bytes
@@ -444,8 +444,8 @@ def test_invalid_utf8_in_the_middle_of_a_large_file(tmp_path, monkeypatch):
 def test_validation_across_every_chunk_boundary(tmp_path, monkeypatch, chunk):
     """With tiny chunks every delimiter, line break, quote and multi-byte character straddles
     some chunk end: valid text is accepted, the ragged row and the bad byte are found exactly."""
-    monkeypatch.setattr(staging, "BLOCK", chunk)
-    monkeypatch.setattr(staging, "SCAN_CHUNK", chunk)
+    monkeypatch.setattr(text_index, "BLOCK", chunk)
+    monkeypatch.setattr(text_index, "SCAN_CHUNK", chunk)
     rows = [b'1,"x,\r\ny",\xc3\xa9\xe6\xbc\xa2\r\n', b'"",\xf0\x9f\x99\x82,""""\r\n', b"\r\n", b',,"\n"\r\n', b'7,8,9']
     header = b"a,\xc3\xa9,c\r\n"
     home = tmp_path / "homes"
@@ -508,8 +508,8 @@ def test_random_csv_validation(tmp_path_factory, n_cols, data, ending, quoting, 
     content = csv_line([f"c{i}" for i in range(n_cols)], ending, quoting) + b"".join(line_bytes)
     folder = tmp_path_factory.mktemp("v")
     os.environ["PPIPE_HOME"] = str(folder / "home")
-    old = staging.BLOCK, staging.SCAN_CHUNK
-    staging.BLOCK = staging.SCAN_CHUNK = chunk
+    old = text_index.BLOCK, text_index.SCAN_CHUNK
+    text_index.BLOCK = text_index.SCAN_CHUNK = chunk
     try:
         path = folder / "d.csv"
         path.write_bytes(content)
@@ -523,4 +523,4 @@ def test_random_csv_validation(tmp_path_factory, n_cols, data, ending, quoting, 
                 staging.stage(challenge)
             assert staging.load_staged(challenge) is None
     finally:
-        staging.BLOCK, staging.SCAN_CHUNK = old
+        text_index.BLOCK, text_index.SCAN_CHUNK = old

@@ -10,7 +10,7 @@ import pytest
 
 from ppipe import release_files, settings, staging
 from ppipe.errors import SourceError
-from tests.data_helpers import csv_rows, make_challenge
+from tests.data_helpers import make_challenge
 
 
 @pytest.fixture
@@ -66,7 +66,7 @@ def test_failed_write_leaves_no_file(source_csv, monkeypatch, fmt):
         raise OSError("disk full")
 
     monkeypatch.setattr(release_files, "_write", half_write)
-    monkeypatch.setattr(staging, "copy_text", half_cut)
+    monkeypatch.setattr(release_files, "copy_text", half_cut)
     with pytest.raises(SourceError, match="disk full"):
         release_files.write_release(challenge, staged, release)
     assert list(settings.releases_dir(challenge.name).iterdir()) == []

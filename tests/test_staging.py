@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
-from ppipe import release_files, settings, staging
+from ppipe import release_files, settings, shuffle, staging
 from ppipe.errors import SourceError
 from tests.data_helpers import csv_rows, make_challenge
 
@@ -90,7 +90,7 @@ def test_declared_type_that_does_not_fit_is_reported_at_staging(tmp_path):
 
 
 def test_shuffle_is_a_seeded_permutation_across_buckets(tmp_path, monkeypatch):
-    monkeypatch.setattr(staging, "SHUFFLE_BUCKET_ROWS", 300)  # force several buckets
+    monkeypatch.setattr(shuffle, "SHUFFLE_BUCKET_ROWS", 300)  # force several buckets
     path = write_numbered_csv(tmp_path / "d.csv", 2000)
     source_rows = csv_rows(path)[1:]
 
