@@ -55,7 +55,7 @@ def source_path(rows: int) -> Path:
 
 
 def challenge_for(path: Path, name: str, releases: int = N_RELEASES):
-    from ppipe.model import Challenge
+    from ppipe.challenge.spec import Challenge
 
     return Challenge.model_validate({
         "name": name, "source": str(path), "releases": releases,
@@ -79,7 +79,7 @@ def run_naive(path: Path, out: Path) -> dict:
 
 
 def run_ppipe(path: Path, out: Path) -> dict:
-    from ppipe import release_files, sources, staging
+    from ppipe.data import release_files, sources, staging
 
     challenge = challenge_for(path, "bench")
     t0 = time.perf_counter()
@@ -103,8 +103,8 @@ def run_floor(path: Path, out: Path) -> dict:
 
 def run_release_times(paths: list[Path], out: Path, size: int) -> dict:
     """Median time of writing one ``size``-row release at the start and end of each source."""
-    from ppipe import release_files, staging
-    from ppipe.planning import PlannedRelease
+    from ppipe.data import release_files, staging
+    from ppipe.challenge.planning import PlannedRelease
 
     result = {}
     for k, path in enumerate(paths):

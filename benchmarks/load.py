@@ -62,7 +62,7 @@ def build(workdir: Path, n_challenges: int, n_releases: int) -> list[str]:
     """Register the challenges through ppipe.api.create (the source staged once, then copied)."""
     from ppipe import api, settings
     from ppipe.ledger import Ledger
-    from ppipe.specfile import parse_challenge
+    from ppipe.challenge.specfile import parse_challenge
 
     source = workdir / "data.csv"
     source.write_text("id,value\n" + "".join(f"{i},{i * 3}\n" for i in range(n_releases * ROWS_PER_RELEASE)))
@@ -179,7 +179,7 @@ def query_plans(names: list[str], now: datetime) -> dict[str, list[str]]:
 
 def dispatcher(number: int, names: list[str], now_iso: str, threads: int, go, results, ready) -> None:
     """One dispatcher process: dispatch every challenge at ``now`` (``threads`` at a time); report."""
-    from ppipe.delivery import dispatch
+    from ppipe.delivery.run import dispatch
     from ppipe.ledger import Ledger
 
     now = datetime.fromisoformat(now_iso)

@@ -1,7 +1,7 @@
 """ppipe: turn one dataset into an MLOps challenge whose releases arrive on a schedule."""
 
 from ppipe.errors import PpipeError, SpecError, SourceError, DestinationError
-from ppipe.model import (
+from ppipe.challenge.spec import (
     Challenge,
     Delivery,
     DriveDestination,
@@ -13,7 +13,7 @@ from ppipe.model import (
     Schedule,
     Source,
 )
-from ppipe.planning import PlannedRelease
+from ppipe.challenge.planning import PlannedRelease
 
 __all__ = [
     "Challenge", "Delivery", "DriveDestination", "GcsDestination", "Grant", "LocalDestination",

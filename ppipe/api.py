@@ -9,9 +9,9 @@ from pathlib import Path
 from ppipe import settings
 from ppipe.errors import ConflictError
 from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord
-from ppipe.model import Challenge, Grant
-from ppipe.planning import PlannedRelease
-from ppipe.specfile import load_challenge
+from ppipe.challenge.spec import Challenge, Grant
+from ppipe.challenge.planning import PlannedRelease
+from ppipe.challenge.specfile import load_challenge
 
 
 def open_ledger(ledger: Ledger | None = None) -> Ledger:
@@ -27,7 +27,7 @@ def load(path_or_challenge: str | Path | Challenge) -> Challenge:
 
 def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
     """Count the source's rows and plan the releases; nothing is written."""
-    from ppipe.sources import count_rows
+    from ppipe.data.sources import count_rows
 
     n_rows = count_rows(challenge.source)
     return n_rows, challenge.plan(n_rows)
@@ -39,7 +39,7 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     Nothing is left behind when it fails: a taken name is refused before any work, and the
     staged copy is removed when planning refuses the row count.
     """
-    from ppipe.staging import stage
+    from ppipe.data.staging import stage
 
     ledger = open_ledger(ledger)
     if ledger.exists(challenge.name):
@@ -133,13 +133,13 @@ def release_status(name: str, *, ledger: Ledger | None = None) -> list[ReleaseSt
 
 def grant(name: str, grant: Grant, *, ledger: Ledger | None = None):
     """Give a participant access on every destination of the grant's service (no data upload)."""
-    from ppipe.access import change_grant
+    from ppipe.delivery.access import change_grant
 
     return change_grant(open_ledger(ledger), name, grant)
 
 
 def revoke(name: str, grant: Grant, *, ledger: Ledger | None = None):
     """Remove a participant's access on every destination of the grant's service."""
-    from ppipe.access import change_grant
+    from ppipe.delivery.access import change_grant
 
     return change_grant(open_ledger(ledger), name, grant, revoke=True)

@@ -22,8 +22,8 @@ from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 from ppipe import settings
 from ppipe.settings import claim_lease
 from ppipe.errors import ConflictError, NotFoundError, PpipeError
-from ppipe.model import Challenge, Grant
-from ppipe.specfile import parse_challenge
+from ppipe.challenge.spec import Challenge, Grant
+from ppipe.challenge.specfile import parse_challenge
 
 CHALLENGE_STATES = ("active", "paused", "finished", "cancelled")
 RELEASE_STATES = ("planned", "running", "delivered", "failed")

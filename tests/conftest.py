@@ -7,11 +7,11 @@ import os
 import pytest
 
 pytest_plugins = [
-    "tests.servers",
-    "tests.fixtures_ledger",
-    "tests.fixtures_destinations",
-    "tests.fixtures_drive",
-    "tests.fixtures_prefect",
+    "tests.support.servers",
+    "tests.support.fixtures_ledger",
+    "tests.support.fixtures_destinations",
+    "tests.support.fixtures_drive",
+    "tests.support.fixtures_prefect",
 ]
 
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")

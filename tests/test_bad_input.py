@@ -288,7 +288,7 @@ def cli_folder(tmp_path) -> Path:
 def register(folder: Path) -> list[tuple[str, str]]:
     """Put 'demo' and 'local-only' in the ledger directly (no data path needed), as 'ppipe create' would."""
     from ppipe.ledger import Ledger
-    from ppipe.specfile import load_challenge
+    from ppipe.challenge.specfile import load_challenge
 
     ledger = Ledger()
     records = [ledger.add_challenge(load_challenge(folder / f"{name}.yaml"), 10) for name in ("demo", "local-only")]

@@ -10,9 +10,10 @@ from datetime import datetime, timedelta, timezone
 import pytest
 from prefect.client.orchestration import get_client
 
-from ppipe import api, deploy, server
+from ppipe import api
+from ppipe.orchestration import deploy, server
 from ppipe.ledger import Ledger
-from tests.helpers import make_challenge, write_csv
+from tests.support.helpers import make_challenge, write_csv
 
 RELEASES, EVERY = 3, 6
 

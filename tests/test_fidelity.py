@@ -8,8 +8,8 @@ import json
 import polars as pl
 import pytest
 
-from ppipe import release_files, staging
-from tests.data_helpers import csv_rows, make_challenge, write_nasty_csv
+from ppipe.data import release_files, staging
+from tests.support.data_helpers import csv_rows, make_challenge, write_nasty_csv
 
 
 def deliver(challenge):

@@ -31,16 +31,17 @@ from pathlib import Path
 
 import pytest
 
-from ppipe import api, delivery, settings
-from ppipe.destinations.local import LocalFolder
-from ppipe.destinations.s3 import S3Bucket
+from ppipe import api, settings
+from ppipe import delivery
+from ppipe.destinations.local.client import LocalFolder
+from ppipe.destinations.s3.client import S3Bucket
 from ppipe.errors import SourceError
 from ppipe.ledger import Ledger, utcnow
-from ppipe.staging import check_source_unchanged
-from ppipe.verify import verify
-from tests import reliability_child as child
-from tests.helpers import make_challenge, write_csv
-from tests.servers import free_port
+from ppipe.data.staging import check_source_unchanged
+from ppipe.delivery.verify import verify
+from tests.support import reliability_child as child
+from tests.support.helpers import make_challenge, write_csv
+from tests.support.servers import free_port
 
 ROOT = Path(__file__).resolve().parents[1]
 LEASE = 2.0  # PPIPE_CLAIM_LEASE of the crash tests, seconds
@@ -92,7 +93,7 @@ class Children:
         env = {**os.environ, "PYTHONPATH": os.pathsep.join(filter(None, [str(ROOT), os.environ.get("PYTHONPATH")]))}
         with open(self.log / f"{owner}.stderr", "wb") as stderr:
             proc = subprocess.Popen(
-                [sys.executable, "-m", "tests.reliability_child", "--name", name, "--owner", owner,
+                [sys.executable, "-m", "tests.support.reliability_child", "--name", name, "--owner", owner,
                  "--log", str(self.log), *args],
                 cwd=ROOT, env=env, stdout=stderr, stderr=stderr,
             )

@@ -55,9 +55,9 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from typer.testing import CliRunner
 
 import flows.dispatch  # noqa: F401 - Prefect sets up logging on import: now, not under a test's capfd
-from tests.fixtures_drive import PARTICIPANT
-from tests.helpers import write_csv
-from tests.servers import free_port, moto_process, post
+from tests.support.fixtures_drive import PARTICIPANT
+from tests.support.helpers import write_csv
+from tests.support.servers import free_port, moto_process, post
 
 REGION = "eu-west-1"
 NOW = datetime(2030, 1, 1, tzinfo=timezone.utc)  # every release of the challenges below is due
@@ -77,7 +77,7 @@ PG_PASSWORD = "ppipe-secret-DO-NOT-LEAK-pg-0005"
 BAD_KEY_MATERIAL = "ppipe-secret-DO-NOT-LEAK-bad-drive-key-0006"
 
 #: Loggers of the test servers running in this process: their records are not ppipe's output.
-SERVER_LOGGERS = ("moto", "werkzeug", "tests.drive_server", "gcp_storage_emulator")
+SERVER_LOGGERS = ("moto", "werkzeug", "tests.support.drive_server", "gcp_storage_emulator")
 #: Third-party loggers whose DEBUG records show a signed request (key id in ``Credential=``).
 WIRE_LOGGERS = ("botocore", "aiobotocore", "s3fs", "urllib3", "boto3", "s3transfer")
 #: AWS's own wire formats carrying an access key id, shown by botocore's DEBUG records (of the signed
@@ -349,7 +349,7 @@ class Keys:
 @pytest.fixture
 def keys(tmp_path, monkeypatch, s3_server, drive_routing, prefect_harness) -> Keys:
     """Fake credentials in every place ppipe looks for them; returns what must never leak."""
-    from ppipe import credentials
+    from ppipe.destinations import credentials
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
@@ -516,7 +516,7 @@ def backend(request, ppipe_home, monkeypatch, keys) -> str | None:
     """The ledger: SQLite in PPIPE_HOME, or PostgreSQL with a (fake, trust-ignored) password in its URL."""
     if request.param == "sqlite":
         return None
-    from tests.fixtures_ledger import _empty_tables
+    from tests.support.fixtures_ledger import _empty_tables
 
     base = request.getfixturevalue("postgres_database")
     _empty_tables(base)
@@ -532,7 +532,7 @@ def test_dispatch_flow_leaks_no_credential(backend, keys, tmp_path, ppipe_home, 
     from flows.dispatch import dispatch_challenge
     from ppipe import api
     from ppipe.ledger import Ledger
-    from ppipe.specfile import parse_challenge
+    from ppipe.challenge.specfile import parse_challenge
 
     since = time.time()
     user = f"carol-{uuid.uuid4().hex[:8]}"

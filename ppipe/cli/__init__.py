@@ -66,7 +66,7 @@ def command(*args: Any, on: typer.Typer | None = None, **kwargs: Any) -> Callabl
             except PpipeError as exc:
                 raise fail(str(exc), exc.exit_code) from None
             except ValidationError as exc:
-                from ppipe.specfile import spec_error
+                from ppipe.challenge.specfile import spec_error
 
                 raise fail(str(spec_error(exc))) from None
 

@@ -8,7 +8,7 @@ import typer
 
 from ppipe import api
 from ppipe.cli import command, console
-from ppipe.model import Grant
+from ppipe.challenge.spec import Grant
 
 Name = Annotated[str, typer.Argument(help="Challenge name.")]
 Service = Annotated[str, typer.Option("--service", help="s3, gcs or drive.")]

@@ -7,7 +7,7 @@ from typing import Annotated
 import typer
 
 from ppipe.cli import command, console, err_console
-from ppipe.verify import verify as verify_challenge
+from ppipe.delivery.verify import verify as verify_challenge
 
 
 @command("verify")

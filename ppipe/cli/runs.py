@@ -18,7 +18,9 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ppipe import api, delivery, server, settings
+from ppipe import api, settings
+from ppipe import delivery
+from ppipe.orchestration import server
 from ppipe.cli import app, command, console, err_console
 from ppipe.errors import SpecError
 
@@ -40,7 +42,7 @@ def deploy_(
         "--write-prefect-yaml", help="Write prefect.yaml from deployments/*.yaml (for `prefect deploy --all`).")] = False,
 ) -> None:
     """Publish a challenge as a Prefect deployment whose schedule is its release times."""
-    from ppipe import deploy
+    from ppipe.orchestration import deploy
 
     if write_prefect_yaml:
         console.print(f"wrote {deploy.write_prefect_yaml()}", markup=False, soft_wrap=True)
@@ -60,7 +62,7 @@ def _ui(url: str) -> str:
 
 
 def _change(name: str, action: str) -> None:
-    from ppipe import deploy
+    from ppipe.orchestration import deploy
 
     with server.connect():
         had_deployment = getattr(deploy, action)(name)
@@ -94,7 +96,7 @@ def worker(pool: Annotated[Optional[str], typer.Option("--pool", help="Work pool
 
     Runs in the foreground until Ctrl-C, in the project folder (where the flows are).
     """
-    from ppipe import deploy
+    from ppipe.orchestration import deploy
 
     with server.connect():
         root = deploy.project_root()
@@ -217,7 +219,7 @@ DEMO_NAME = "sensors-demo"
 
 def demo_challenge(out: Path, *, start: datetime, releases: int = 6, every: int = 10):
     """The example challenge (deployments/sensors-week.yaml's dataset) on a compressed schedule."""
-    from ppipe.specfile import load_challenge, parse_challenge
+    from ppipe.challenge.specfile import load_challenge, parse_challenge
 
     base = load_challenge(settings.deployments_dir() / "sensors-week.yaml")
     spec = base.to_spec()
@@ -241,7 +243,7 @@ def demo(
     Starts (or reuses) the local Prefect server, replaces an older demo challenge, deploys
     it, runs a worker until the last release is delivered, then says where everything is.
     """
-    from ppipe import deploy
+    from ppipe.orchestration import deploy
 
     out = out.resolve()
     out.mkdir(parents=True, exist_ok=True)

@@ -13,10 +13,10 @@ from ppipe.errors import DestinationError
 
 #: kind -> (module, class, package that provides the client)
 REGISTRY: dict[str, tuple[str, str, str]] = {
-    "local": ("ppipe.destinations.local", "LocalFolder", "fsspec"),
-    "s3": ("ppipe.destinations.s3", "S3Bucket", "s3fs"),
-    "gcs": ("ppipe.destinations.gcs", "GcsBucket", "gcsfs"),
-    "drive": ("ppipe.destinations.drive", "DriveFolder", "pydrive2"),
+    "local": ("ppipe.destinations.local.client", "LocalFolder", "fsspec"),
+    "s3": ("ppipe.destinations.s3.client", "S3Bucket", "s3fs"),
+    "gcs": ("ppipe.destinations.gcs.client", "GcsBucket", "gcsfs"),
+    "drive": ("ppipe.destinations.drive.client", "DriveFolder", "pydrive2"),
 }
 
 

@@ -1,0 +1,281 @@
+"""Staging: read the source once into what every release is cut from.
+
+Two kinds of staged copy, both in ``PPIPE_HOME/staged/<challenge>/`` with ``staged.json``
+(fingerprint, rows, column types, kind) written last: a folder without ``staged.json`` is an
+unfinished staging and is redone.
+
+* ``"offsets"`` (the fast path, see :func:`byte_range_eligible`): a CSV released as CSV or an
+  NDJSON released as NDJSON, unshuffled, without row_id. The source is validated (a CSV in the
+  one pass over its bytes that indexes it: UTF-8, and every row with as many fields as the
+  header; an NDJSON by one full polars parse that writes nothing), and a byte-offset index is
+  stored instead of a copy:
+  ``offsets.i64`` (little-endian int64: where each row starts, then where the data ends;
+  the CSV header is the bytes before the first row) and ``blocks.crc32`` (a CRC-32 of every
+  BLOCK bytes of the text; built by :mod:`ppipe.data.text_index`). A release is then the header plus a byte range of the text:
+  byte-for-byte the source's own lines. The text is the source file itself when it is local
+  and uncompressed (no copy), else the fetched (decompressed) copy moved into the folder as
+  ``source.<format>``. Every release re-checks the CRC of each block it reads, so a source
+  changed after staging is reported, never mixed into a release.
+* ``"parquet"``: ``data.parquet`` (row groups of ROW_GROUP rows, shuffled once when
+  ``output.shuffle``, see :mod:`ppipe.data.shuffle`). CSV/TSV are staged as text, field by field, so a release in the
+  source's own format carries the source's values unchanged; column types are worked out
+  only when the output format needs them (see :mod:`ppipe.data.column_types`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import polars as pl
+
+from ppipe import durable, settings
+from ppipe.data import sources
+from ppipe.data.column_types import column_types, type_name
+from ppipe.errors import SourceError
+from ppipe.challenge.spec import Challenge, Source
+from ppipe.data.shuffle import shuffle_parquet
+from ppipe.data.text_index import BLOCKS, INDEX, BadText, index_text
+
+ROW_GROUP = 65_536
+DATA, META = "data.parquet", "staged.json"
+ROW_ID = "row_id"
+
+
+@dataclass(frozen=True)
+class StagedSource:
+    """The staged copy: its path, row count, the source fingerprint it was made from, and the
+    type of each column as delivered (``columns``) with where that type came from
+    (``types_origin``: "source" = kept as in the source, "inferred", or "declared")."""
+
+    path: Path
+    rows: int
+    fingerprint: dict
+    columns: dict[str, str]
+    types_origin: dict[str, str]
+    source_sha256: str | None = None
+    shuffled: bool = False
+    kind: str = "parquet"  # "parquet": path is data.parquet; "offsets": path is the offsets index
+    text: Path | None = None  # "offsets": the text file releases are cut from (source or staged copy)
+
+
+# --- public API --------------------------------------------------------------------------------
+
+
+def stage(challenge: Challenge) -> StagedSource:
+    """The staged copy of the challenge's source, made now unless a finished one exists.
+
+    Idempotent: an existing staged copy is returned as is when the source is unchanged;
+    SourceError when the source changed (or vanished) since staging, or cannot be read.
+    """
+    existing = load_staged(challenge)
+    if existing is not None:
+        _compare(challenge.source, existing.fingerprint)
+        return existing
+    return _stage_now(challenge)
+
+
+def check_source_unchanged(challenge: Challenge) -> None:
+    """None if the source still matches the staged fingerprint; SourceError if it changed,
+    disappeared, or was never staged."""
+    existing = load_staged(challenge)
+    if existing is None:
+        raise SourceError(sources.display_url(challenge.source), "has not been staged yet")
+    _compare(challenge.source, existing.fingerprint)
+
+
+def load_staged(challenge: Challenge) -> StagedSource | None:
+    """The finished staged copy recorded in ``staged.json``, or None if there is none."""
+    folder = settings.staging_dir(challenge.name)
+    meta = folder / META
+    if not meta.is_file():
+        return None
+    record = json.loads(meta.read_text())
+    if record.get("kind", "parquet") == "offsets":
+        copied = not Path(record["text"]).is_absolute()  # a staged copy, not the source itself
+        record["path"], record["text"] = folder / INDEX, folder / record["text"]  # absolute stays absolute
+        if not ((folder / INDEX).is_file() and (folder / BLOCKS).is_file()):
+            return None
+        if copied and not record["text"].is_file():
+            return None
+    else:
+        record["path"] = folder / DATA
+        if not record["path"].is_file():
+            return None
+    return StagedSource(**record)
+
+
+def byte_range_eligible(challenge: Challenge) -> bool:
+    """True when releases can be byte ranges of the source: CSV to CSV or NDJSON to NDJSON,
+    no shuffle, no row_id, and (NDJSON) no declared type to convert to."""
+    source, output = challenge.source, challenge.output
+    if output.shuffle or output.row_id:
+        return False
+    if source.format == "csv":
+        return output.format == "csv"
+    return source.format == "ndjson" and output.format == "ndjson" and not source.column_types
+
+
+# --- staging -------------------------------------------------------------------------------------
+
+
+def _compare(source: Source, recorded: dict) -> None:
+    current = sources.fingerprint(source)
+    if current != recorded:
+        changed = sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
+        raise SourceError(
+            sources.display_url(source),
+            f"changed since it was staged ({', '.join(changed)} differ): releases would mix two versions; "
+            "restore the original or make a new challenge",
+        )
+
+
+def _stage_now(challenge: Challenge) -> StagedSource:
+    folder = settings.staging_dir(challenge.name)
+    made_folder = not folder.exists()
+    folder.mkdir(parents=True, exist_ok=True)
+    try:
+        return _stage_into(challenge, folder)
+    except BaseException:
+        if made_folder:  # a refused source leaves nothing behind
+            shutil.rmtree(folder, ignore_errors=True)
+        raise
+
+
+def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
+    source = challenge.source
+    before = sources.fingerprint(source)
+    local, sha = sources.fetch(source)
+    lf = sources.scan_local(source, local)
+    _check_columns(challenge, lf)
+    if byte_range_eligible(challenge):
+        staged = _stage_offsets(challenge, folder, local, sha, before, lf)
+        if staged is not None:
+            sources.discard_fetched(source)
+            return staged
+    tmp = folder / f".{DATA}.{uuid.uuid4().hex}.tmp"
+    shuffled_tmp = tmp.with_suffix(".shuffled")
+    try:
+        with sources.source_errors(source, "cannot stage"):
+            lf.sink_parquet(tmp, compression="lz4", row_group_size=ROW_GROUP, statistics=False)
+        import pyarrow.parquet as pq
+
+        rows = pq.ParquetFile(tmp).metadata.num_rows
+        if rows == 0:
+            raise SourceError(sources.display_url(source), "has no data rows")
+        if challenge.output.shuffle:
+            shuffle_parquet(tmp, shuffled_tmp, challenge.output.seed or 0, ROW_GROUP)
+            shuffled_tmp.replace(tmp)
+        columns, origin = column_types(challenge, tmp)
+        if sha is None:  # local, uncompressed: hash now, it is still in the page cache
+            sha = sources.sha256_file(local)
+        if sources.fingerprint(source) != before:
+            raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
+        durable.fsync_file(tmp)
+        tmp.replace(folder / DATA)
+        staged = StagedSource(
+            path=folder / DATA, rows=rows, fingerprint=before, columns=columns, types_origin=origin,
+            source_sha256=sha, shuffled=challenge.output.shuffle,
+        )
+        durable.write_json(folder / META, {k: v for k, v in asdict(staged).items() if k != "path"})
+    finally:
+        tmp.unlink(missing_ok=True)
+        shuffled_tmp.unlink(missing_ok=True)
+    sources.discard_fetched(source)
+    return staged
+
+
+# --- the "offsets" kind: a byte-offset index of the source's text -----------------------------
+
+
+
+def _stage_offsets(
+    challenge: Challenge, folder: Path, local: Path, sha: str | None, before: dict, lf: pl.LazyFrame
+) -> StagedSource | None:
+    """Stage ``local`` (the source's bytes) as a byte-offset index; None when its text is not
+    one ppipe cuts by bytes (then the caller stages Parquet). SourceError as the Parquet path."""
+    source = challenge.source
+    url = sources.display_url(source)
+    token = uuid.uuid4().hex
+    tmp_index, tmp_blocks = folder / f".{INDEX}.{token}.tmp", folder / f".{BLOCKS}.{token}.tmp"
+    try:
+        # polars (its own threads) counts the rows (CSV) or parses every record (NDJSON) while
+        # the byte pass indexes, hashes and (CSV) validates the text.
+        with ThreadPoolExecutor(1) as pool:
+            parsed = pool.submit(_polars_rows, source, lf)
+            try:
+                with sources.source_errors(source, "cannot stage"):
+                    try:
+                        scanned = index_text(local, tmp_index, tmp_blocks, source.format, hash_it=sha is None)
+                    except BadText as exc:
+                        raise SourceError(url, f"cannot stage: {exc}") from None
+            except Exception:
+                parsed.result()  # polars' error, when there is one, says more
+                raise
+            schema, polars_rows = parsed.result()
+        if scanned is None:  # the Parquet path decides (and says what is wrong, if anything)
+            return None
+        if polars_rows == 0:
+            raise SourceError(url, "has no data rows")
+        rows, digest = scanned
+        if rows != polars_rows:  # never cut by an index that disagrees with polars
+            raise SourceError(url, f"cannot be indexed safely: {rows} rows by line breaks, {polars_rows} counted by polars")
+        if sources.fingerprint(source) != before:
+            raise SourceError(url, "changed while it was being staged; try again")
+        if sources.needs_fetch(source):  # the fetched (decompressed) copy becomes the staged text
+            text = folder / f"source.{source.format}"
+            durable.fsync_file(local)
+            os.replace(local, text)
+            text_record = text.name
+        else:  # local and uncompressed: cut from the source itself, every block CRC-checked
+            text, text_record = Path(local).resolve(), str(Path(local).resolve())
+        for tmp, final in ((tmp_blocks, BLOCKS), (tmp_index, INDEX)):
+            durable.fsync_file(tmp)
+            tmp.replace(folder / final)
+        names = list(schema.names())
+        if source.format == "csv":
+            columns = {n: "string" for n in names}
+        else:
+            columns = {n: type_name(schema[n]) for n in names}
+        staged = StagedSource(
+            path=folder / INDEX, rows=rows, fingerprint=before, columns=columns,
+            types_origin={n: "source" for n in names}, source_sha256=sha or digest, shuffled=False,
+            kind="offsets", text=text,
+        )
+        record = {k: v for k, v in asdict(staged).items() if k != "path"}
+        durable.write_json(folder / META, {**record, "text": text_record})
+    finally:
+        tmp_index.unlink(missing_ok=True)
+        tmp_blocks.unlink(missing_ok=True)
+    return staged
+
+
+def _polars_rows(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
+    """(schema, rows) as polars reads the source. CSV: ``len()`` only, which counts records
+    (quote-aware) without splitting fields: cheap; the fields are checked by :func:`index_text`.
+    NDJSON: one full parse that writes nothing (null_count needs every column built), so a
+    malformed record fails as it does when staging Parquet."""
+    with sources.source_errors(source, "cannot stage"):
+        schema = lf.collect_schema()
+        if source.format == "csv":
+            return schema, int(lf.select(pl.len()).collect().item())
+        counts = lf.select(pl.len().alias("\x00ppipe_rows"), pl.all().null_count()).collect(engine="streaming")
+    return schema, int(counts.item(0, 0))
+
+
+def _check_columns(challenge: Challenge, lf: pl.LazyFrame) -> None:
+    with sources.source_errors(challenge.source):
+        names = lf.collect_schema().names()
+    url = sources.display_url(challenge.source)
+    if challenge.output.row_id and ROW_ID in names:
+        raise SourceError(url, f"already has a column named {ROW_ID!r}: set output.row_id to false or rename it")
+    unknown = sorted(set(challenge.source.column_types) - set(names))
+    if unknown:
+        raise SourceError(url, f"source.column_types names columns it does not have: {', '.join(unknown)}")
+
+

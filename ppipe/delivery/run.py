@@ -1,0 +1,491 @@
+"""Delivering due releases: the domain steps of one dispatch run, as plain functions.
+
+No Prefect here. A run (:class:`Dispatch`) takes the release rows that are due, CLAIMS
+each one in the ledger before any work on it (so two runs never deliver the same row),
+stages the source once, saves each release file once, uploads it to every claimed
+destination (skipping an object that is already there with the same sha256), applies
+pending grants, and records every outcome in the ledger. One release (or destination)
+failing does not stop the others. The I/O steps are injected (:class:`Steps`), so the
+Prefect flow runs the very same sequence with each step as a task with retries.
+"""
+
+from __future__ import annotations
+
+import threading
+import uuid
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+from ppipe.destinations import Destination, open_destination
+from ppipe.errors import PpipeError
+from ppipe.ledger import Ledger, ReleaseRecord, utcnow
+from ppipe.settings import claim_lease
+from ppipe.challenge.spec import Challenge
+from ppipe.challenge.planning import PlannedRelease
+
+if TYPE_CHECKING:
+    from ppipe.delivery.access import Applied
+    from ppipe.data.release_files import ReleaseFile
+    from ppipe.data.staging import StagedSource
+
+MANIFEST = "manifest.json"
+#: "Due" for an explicitly named release (``ppipe run --release K``): any time.
+ANY_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
+
+
+# --- the steps -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Uploaded:
+    """A release file stored at one destination: its URI, whether it was already there, by which task."""
+
+    uri: str
+    reused: bool = False
+    task_run_id: str | None = None
+    attempts: int = 1
+
+
+def stage_source(challenge: Challenge) -> StagedSource:
+    """The staged copy of the challenge's source (staged once, then checked unchanged)."""
+    from ppipe.data.staging import stage
+
+    return stage(challenge)
+
+
+def save_release(challenge: Challenge, staged: StagedSource, release: PlannedRelease) -> ReleaseFile:
+    """The release file, written atomically to the local audit folder."""
+    from ppipe.data.release_files import write_release
+
+    return write_release(challenge, staged, release)
+
+
+def prepare(destination: Destination) -> None:
+    """Create the destination's bucket/folder if missing (idempotent)."""
+    destination.prepare()
+
+
+def upload(destination: Destination, file: ReleaseFile, release: str) -> Uploaded:
+    """Store ``file`` at ``destination`` unless the same bytes are already there (crash after upload)."""
+    if destination.exists(file.name, file.sha256):
+        return Uploaded(destination.uri_of(file.name), reused=True)
+    return Uploaded(destination.upload(file.path, file.name))
+
+
+def apply_grants(ledger: Ledger, challenge: Challenge, destination: Destination) -> list[Applied]:
+    """Apply at ``destination`` the grants not applied there yet (or changed since)."""
+    from ppipe.delivery.access import apply_pending
+
+    return apply_pending(ledger, challenge, destination)
+
+
+def publish_manifest(destination: Destination, manifest: Path) -> str:
+    """Upload ``manifest.json``; returns its URI."""
+    return destination.upload(manifest, MANIFEST)
+
+
+@dataclass(frozen=True)
+class Steps:
+    """The I/O steps of a run. The defaults are the plain functions above; the flow wraps them in tasks."""
+
+    stage: Callable[[Challenge], Any] = stage_source
+    save: Callable[[Challenge, Any, PlannedRelease], Any] = save_release
+    prepare: Callable[[Destination], None] = prepare
+    upload: Callable[[Destination, Any, str], Uploaded] = upload
+    grant: Callable[[Ledger, Challenge, Destination], list] = apply_grants
+    manifest: Callable[[Destination, Path], str] = publish_manifest
+
+
+# --- what a run reports --------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Due:
+    """One release due now: its ledger rows, one per destination, oldest release first."""
+
+    rows: list[ReleaseRecord]
+
+    @property
+    def index(self) -> int:
+        return self.rows[0].index
+
+    @property
+    def name(self) -> str:
+        return self.rows[0].name
+
+    def planned(self) -> PlannedRelease:
+        row = self.rows[0]
+        return PlannedRelease(row.index, row.name, row.start, row.stop, row.scheduled_at,
+                              tuple(r.destination for r in self.rows))
+
+
+@dataclass(frozen=True)
+class Outcome:
+    """What happened to one release row in this run."""
+
+    index: int
+    release: str
+    destination: str
+    status: str  # delivered | failed
+    uri: str | None = None
+    error: str | None = None
+    reused: bool = False
+    attempts: int = 1
+    task_run_id: str | None = None
+
+
+@dataclass
+class Report:
+    """A run's outcomes and what it left behind."""
+
+    challenge: str
+    owner: str
+    now: datetime
+    outcomes: list[Outcome] = field(default_factory=list)
+    problems: list[str] = field(default_factory=list)  # failures outside a release (manifest, grants)
+    manifest: Path | None = None
+    finished: bool = False
+    next_due: datetime | None = None
+
+    @property
+    def delivered(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "delivered"]
+
+    @property
+    def failed(self) -> list[Outcome]:
+        return [o for o in self.outcomes if o.status == "failed"]
+
+    @property
+    def ok(self) -> bool:
+        return not self.failed and not self.problems
+
+
+def error_text(exc: BaseException) -> str:
+    """One line saying what went wrong: ppipe's own message, else the exception's type and first line."""
+    if isinstance(exc, PpipeError):
+        text = str(exc)
+    elif isinstance(exc, TimeoutError):
+        text = f"timed out ({exc})" if str(exc) else "timed out"
+    else:
+        first = (str(exc).strip().splitlines() or [""])[0]
+        text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+#: ``listener(release, step, detail)``: progress for a caller that shows it (``ppipe run``).
+Listener = Callable[[str, str, str], None]
+
+
+#: Listeners of every run in this process (``ppipe run`` shows progress bars from them).
+_watchers: list[Listener] = []
+
+
+@contextmanager
+def watch(listener: Listener) -> Iterator[None]:
+    """Call ``listener`` for each step of every run in this process while the block runs."""
+    _watchers.append(listener)
+    try:
+        yield
+    finally:
+        _watchers.remove(listener)
+
+
+# --- one run -------------------------------------------------------------------------------
+
+
+class Dispatch:
+    """One dispatch run over one challenge. ``run()`` does it all; the flow calls the steps one by one."""
+
+    def __init__(
+        self, ledger: Ledger, challenge: Challenge, *, owner: str | None = None, now: datetime | None = None,
+        release: int | None = None, steps: Steps | None = None, flow_run_id: str | None = None,
+        listener: Listener | None = None,
+    ):
+        self.ledger, self.challenge = ledger, challenge
+        self.owner = owner or f"ppipe-{uuid.uuid4()}"
+        self.now = now or utcnow()
+        self.release = release
+        self.steps = steps or Steps()
+        self.flow_run_id = flow_run_id
+        self.listener = listener
+        self.report = Report(challenge.name, self.owner, self.now)
+        self.destinations: dict[str, Destination] = {}
+        self.unusable: dict[str, str] = {}  # destination URI -> why it could not be prepared
+        self._staged: Any = None
+
+    def listen(self, release: str, step: str, detail: str) -> None:
+        for listener in ([self.listener] if self.listener else []) + list(_watchers):
+            listener(release, step, detail)
+
+    # -- the plan -------------------------------------------------------------------------
+
+    def run(self) -> Report:
+        """Everything, in order: prepare destinations, deliver each due release, manifest, finish."""
+        self.prepare_destinations()
+        for due in self.due_releases():
+            self.deliver(due)
+        self.update_manifest()
+        return self.finish()
+
+    def due_releases(self) -> list[Due]:
+        """Releases with rows due at ``now`` (or release ``K`` whenever it is scheduled), oldest first."""
+        when = ANY_TIME if self.release is not None else self.now
+        rows = self.ledger.due(self.challenge.name, when, index=self.release)
+        groups: dict[int, list[ReleaseRecord]] = {}
+        for row in rows:
+            groups.setdefault(row.index, []).append(row)
+        return [Due(group) for group in groups.values()]
+
+    def prepare_destinations(self) -> None:
+        """Open and prepare every destination once; one that fails is remembered, the others go on."""
+        for spec in self.challenge.destinations:
+            destination = open_destination(spec, self.challenge.name)
+            self.destinations[destination.uri] = destination
+            try:
+                self.steps.prepare(destination)
+            except Exception as exc:  # noqa: BLE001 - recorded per release row below
+                self.unusable[destination.uri] = error_text(exc)
+
+    def deliver(self, due: Due) -> list[Outcome]:
+        """Claim the release's rows, then stage, save, upload and grant; record each row's outcome."""
+        claimed = self.claim(due)
+        if not claimed:
+            return []
+        with self.heartbeat():
+            try:
+                file = self.save(due)
+            except Exception as exc:  # noqa: BLE001 - the release fails, the run goes on
+                return [self.record_failed(row, error_text(exc)) for row in claimed]
+            return [self.deliver_row(row, file) for row in claimed]
+
+    @contextmanager
+    def heartbeat(self) -> Iterator[None]:
+        """Renew this run's claims while it works, so a slow upload keeps them and a dead run's expire."""
+        stop = threading.Event()
+        interval = claim_lease().total_seconds() / 3
+
+        def beat() -> None:
+            while not stop.wait(interval):
+                try:
+                    self.ledger.renew(self.owner)
+                except Exception:  # noqa: BLE001 - a missed beat only lets the lease run down
+                    continue
+
+        thread = threading.Thread(target=beat, name="ppipe-claim-heartbeat", daemon=True)
+        thread.start()
+        try:
+            yield
+        finally:
+            stop.set()
+            thread.join()
+
+    def claim(self, due: Due) -> list[ReleaseRecord]:
+        """The rows this run won (a row another run holds or delivered is left alone)."""
+        claimed = [row for row in due.rows if self.ledger.claim(row.id, self.owner, now=utcnow())]
+        self.listen(due.name, "claim", f"{len(claimed)} of {len(due.rows)} destination(s)")
+        return claimed
+
+    def staged(self) -> Any:
+        """The staged source, staged at most once per run."""
+        if self._staged is None:
+            self.listen("", "stage", self.challenge.name)
+            self._staged = self.steps.stage(self.challenge)
+        return self._staged
+
+    def save(self, due: Due) -> ReleaseFile:
+        staged = self.staged()
+        self.listen(due.name, "save", due.name)
+        return self.steps.save(self.challenge, staged, due.planned())
+
+    def deliver_row(self, row: ReleaseRecord, file: ReleaseFile) -> Outcome:
+        """Upload to one destination and apply its grants; a failure is recorded for this row only."""
+        if row.destination in self.unusable:
+            return self.record_failed(row, self.unusable[row.destination])
+        destination = self.destinations.get(row.destination)
+        if destination is None:
+            return self.record_failed(row, f"destination {row.destination}: no longer in the challenge's spec")
+        try:
+            self.listen(row.name, "upload", row.destination)
+            uploaded = self.steps.upload(destination, file, row.name)
+            self.grant(destination)
+        except Exception as exc:  # noqa: BLE001
+            return self.record_failed(row, error_text(exc))
+        return self.record_delivered(row, file, uploaded)
+
+    def grant(self, destination: Destination) -> None:
+        """Apply pending grants at ``destination``, only when there are some (no empty task runs)."""
+        if destination.kind in ("s3", "gcs", "drive") and self.ledger.unapplied_grants(
+                self.challenge.name, destination.uri, destination.kind):
+            self.listen("", "grant", destination.uri)
+            self.steps.grant(self.ledger, self.challenge, destination)
+
+    # -- recording ------------------------------------------------------------------------
+
+    def record_delivered(self, row: ReleaseRecord, file: ReleaseFile, uploaded: Uploaded) -> Outcome:
+        kept = self.ledger.mark_delivered(
+            row.id, self.owner, sha256=file.sha256, bytes=file.bytes, row_count=file.rows, uri=uploaded.uri,
+            flow_run_id=self.flow_run_id, task_run_id=uploaded.task_run_id,
+        )
+        if not kept:  # our lease expired and another run took the row over: its outcome counts
+            return self._add(Outcome(row.index, row.name, row.destination, "failed", uploaded.uri,
+                                     "lost the claim (lease expired) before recording", attempts=row.attempts + 1))
+        self.listen(row.name, "delivered", row.destination)
+        return self._add(Outcome(row.index, row.name, row.destination, "delivered", uploaded.uri,
+                                 reused=uploaded.reused, attempts=uploaded.attempts, task_run_id=uploaded.task_run_id))
+
+    def record_failed(self, row: ReleaseRecord, error: str) -> Outcome:
+        self.ledger.mark_failed(row.id, self.owner, error, flow_run_id=self.flow_run_id)
+        self.listen(row.name, "failed", f"{row.destination}: {error}")
+        return self._add(Outcome(row.index, row.name, row.destination, "failed", error=error))
+
+    def _add(self, outcome: Outcome) -> Outcome:
+        self.report.outcomes.append(outcome)
+        return outcome
+
+    # -- after the releases ---------------------------------------------------------------
+
+    def update_manifest(self) -> Path | None:
+        """Rewrite manifest.json from every delivered release and upload it to each usable destination.
+
+        Only when this run delivered something: a run with nothing to do changes nothing. Runs
+        racing on one challenge each publish what the ledger says; a run publishes again while
+        the ledger changed under it, so the last one to finish leaves the newest manifest.
+        """
+        if not self.report.delivered:
+            return None
+        from ppipe.data.release_files import write_manifest
+
+        delivered = delivered_releases(self.ledger, self.challenge.name)
+        for _ in range(3):
+            try:
+                manifest = write_manifest(self.challenge, self.staged(), delivered)
+            except Exception as exc:  # noqa: BLE001
+                self.report.problems.append(f"manifest: {error_text(exc)}")
+                return None
+            problems = self.publish_manifest(manifest)
+            latest = delivered_releases(self.ledger, self.challenge.name)
+            if latest == delivered:
+                break
+            delivered = latest
+        self.report.problems.extend(problems)
+        self.report.manifest = manifest
+        return manifest
+
+    def publish_manifest(self, manifest: Path) -> list[str]:
+        """Upload ``manifest`` to each usable destination; returns what failed, one line each."""
+        problems = []
+        for uri, destination in self.destinations.items():
+            if uri in self.unusable:
+                continue
+            try:
+                self.steps.manifest(destination, manifest)
+            except Exception as exc:  # noqa: BLE001
+                problems.append(f"manifest -> {uri}: {error_text(exc)}")
+        return problems
+
+    def finish(self) -> Report:
+        """Mark the challenge finished when its last release is delivered; note what comes next."""
+        self.report.finished = self.ledger.finish_if_complete(self.challenge.name)
+        self.report.next_due = self.ledger.next_due(self.challenge.name, self.now)
+        return self.report
+
+
+def delivered_releases(ledger: Ledger, name: str) -> list[dict]:
+    """Every release delivered to at least one destination, as manifest entries (oldest first)."""
+    by_index: dict[int, list[ReleaseRecord]] = {}
+    for row in ledger.releases(name):
+        if row.status == "delivered":
+            by_index.setdefault(row.index, []).append(row)
+    return [
+        {
+            "index": rows[0].index, "name": rows[0].name, "start": rows[0].start, "stop": rows[0].stop,
+            "rows": rows[0].rows, "sha256": rows[0].sha256, "bytes": rows[0].bytes,
+            "scheduled_at": rows[0].scheduled_at.isoformat(),
+            "delivered_at": max(r.delivered_at for r in rows).isoformat(),
+            "destinations": [r.destination for r in rows],
+        }
+        for _, rows in sorted(by_index.items())
+    ]
+
+
+def skip_reason(ledger: Ledger, name: str) -> str | None:
+    """Why a challenge gets no delivery now (paused, cancelled, finished), or None if it is active."""
+    state = ledger.get(name).state
+    return None if state == "active" else f"challenge {name} is {state}: nothing to deliver"
+
+
+def dispatch(ledger: Ledger, name: str, *, now: datetime | None = None, release: int | None = None,
+             owner: str | None = None, listener: Listener | None = None) -> Report | None:
+    """Deliver what is due for challenge ``name`` without Prefect; None when it is not active."""
+    if skip_reason(ledger, name):
+        return None
+    return Dispatch(ledger, ledger.challenge(name), owner=owner, now=now, release=release, listener=listener).run()
+
+
+def release_table(ledger: Ledger, name: str) -> list[dict]:
+    """Every release row with its status, for the table artifact and ``ppipe run``'s summary."""
+    return [
+        {
+            "release": row.name, "index": row.index, "rows": row.rows, "scheduled_at": row.scheduled_at.isoformat(),
+            "destination": row.destination, "status": row.status, "attempts": row.attempts,
+            "error": row.error or "", "uri": row.uri or "", "sha256": (row.sha256 or "")[:12],
+            "flow_run_id": row.flow_run_id or "", "task_run_id": row.task_run_id or "",
+        }
+        for row in ledger.releases(name)
+    ]
+
+
+# --- telling what happened -----------------------------------------------------------------
+
+
+def failure_line(report: Report) -> str:
+    """One line naming what failed in a run, for the flow's final error."""
+    parts = [f"{o.release} -> {o.destination}: {o.error}" for o in report.failed] + report.problems
+    more = f" (and {len(parts) - 1} more; see 'ppipe show {report.challenge}')" if len(parts) > 1 else ""
+    return f"{report.challenge}: {len(parts)} delivery failure(s): {parts[0]}{more}" if parts else ""
+
+
+def summary(report: Report) -> dict:
+    """A JSON-ready summary of a run (the flow's return value)."""
+    return {
+        "challenge": report.challenge, "delivered": [f"{o.release} -> {o.uri}" for o in report.delivered],
+        "failed": [f"{o.release} -> {o.destination}: {o.error}" for o in report.failed] + report.problems,
+        "manifest": str(report.manifest) if report.manifest else None, "finished": report.finished,
+        "next_due": report.next_due.isoformat() if report.next_due else None,
+    }
+
+
+def summary_markdown(ledger: Ledger, report: Report) -> str:
+    """A short markdown account: delivered in this run, failed and why, what comes next and when."""
+    lines = [f"# {report.challenge}: dispatch at {report.now.isoformat(timespec='seconds')}", ""]
+    lines.append(f"**Delivered in this run:** {len(report.delivered)} file(s)" if report.delivered
+                 else "**Delivered in this run:** nothing was due")
+    lines += [f"- {o.release} -> `{o.uri}`" + (" (already there, not re-uploaded)" if o.reused else "")
+              for o in report.delivered]
+    if report.failed or report.problems:
+        lines += ["", f"**Failed:** {len(report.failed) + len(report.problems)}"]
+        lines += [f"- {o.release} -> {o.destination}: {o.error}" for o in report.failed]
+        lines += [f"- {problem}" for problem in report.problems]
+        lines.append("Failed releases are retried by the next run.")
+    lines.append("")
+    if report.finished:
+        lines.append("**Next:** nothing: every release is delivered, the challenge is finished.")
+    elif report.next_due:
+        upcoming = [r for r in ledger.releases(report.challenge) if r.scheduled_at == report.next_due]
+        name = upcoming[0].name if upcoming else "the next release"
+        lines.append(f"**Next:** {name} at {report.next_due.isoformat(timespec='seconds')}")
+    else:
+        lines.append("**Next:** no release is scheduled later; failed ones wait for the next run.")
+    if report.manifest:
+        lines += ["", f"Manifest: `{report.manifest}`"]
+    return "\n".join(lines)
+
+
+__all__ = [
+    "Dispatch", "Due", "Outcome", "Report", "Steps", "Uploaded", "delivered_releases", "dispatch",
+    "error_text", "failure_line", "release_table", "skip_reason", "summary",
+    "summary_markdown", "watch",
+]

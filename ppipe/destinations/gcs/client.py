@@ -1,0 +1,239 @@
+"""Google Cloud Storage buckets: releases at ``gs://<bucket>/<prefix>/<name>``.
+
+Objects go through gcsfs (each object is written atomically by GCS); bucket creation and IAM
+go through google-cloud-storage, pointed at the same endpoint with the same credentials.
+
+A grant is an IAM binding of ``roles/storage.objectViewer`` (role ``reader``, or a
+``roles/...`` role) for a ``user:``, ``group:`` or ``serviceAccount:`` member, carrying an IAM
+condition titled ``ppipe-<challenge>`` that limits it to the challenge's prefix (objects under
+``<prefix>/`` and listings of that prefix). The condition is what makes the access "this
+challenge's location only" on a shared bucket, and it marks ppipe's bindings, so a revoke
+removes the member from those and from nothing else. Conditional bindings need uniform
+bucket-level access, which ppipe turns on for the buckets it creates.
+
+Environment: ``PPIPE_CONNECT_TIMEOUT`` (seconds, default 10) bounds each connection attempt and
+``PPIPE_RETRY_DEADLINE`` (seconds, default 60) the retries of one bucket/IAM call.
+"""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from pathlib import Path
+
+from ppipe.destinations import credentials
+from ppipe import naming
+from ppipe.destinations.base import GrantResult, file_sha256
+from ppipe.destinations.bucket import BucketPrefix
+from ppipe.errors import DestinationError
+
+READER_ROLE = "roles/storage.objectViewer"
+SHA256_KEY = "sha256"  # custom object metadata key
+
+
+def _timeouts() -> tuple[float, float]:
+    return float(os.environ.get("PPIPE_CONNECT_TIMEOUT") or 10), 60.0
+
+
+def _retry():
+    from google.cloud.storage.retry import DEFAULT_RETRY
+
+    return DEFAULT_RETRY.with_timeout(float(os.environ.get("PPIPE_RETRY_DEADLINE") or 60))
+
+
+class GcsBucket(BucketPrefix):
+    """One challenge's prefix in a GCS bucket."""
+
+    kind = "gcs"
+
+    # -- clients --------------------------------------------------------------------------
+
+    @cached_property
+    def access(self) -> credentials.GcsAccess:
+        return credentials.gcs(self.spec, self.uri)
+
+    @property
+    def project(self) -> str | None:
+        return self.spec.project or self.access.project
+
+    @cached_property
+    def fs(self):
+        import gcsfs
+
+        return gcsfs.GCSFileSystem(
+            token=self.access.gcsfs_token(), project=self.project, endpoint_url=self.spec.endpoint_url,
+            skip_instance_cache=True,
+        )
+
+    @cached_property
+    def client(self):
+        from google.cloud import storage
+
+        options = {"api_endpoint": self.spec.endpoint_url} if self.spec.endpoint_url else None
+        # "<none>" is what google-cloud-storage itself uses for a client without a project.
+        return storage.Client(project=self.project or "<none>", credentials=self.access.credentials, client_options=options)
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _cause(self, what: str, exc: BaseException) -> str:
+        from google.api_core import exceptions as api
+        from google.auth import exceptions as auth
+
+        if isinstance(exc, auth.GoogleAuthError):
+            return f"cannot {what}: credentials refused ({type(exc).__name__}; from {self.access.source})"
+        if isinstance(exc, api.Unauthorized):
+            return f"cannot {what}: credentials refused (401; from {self.access.source})"
+        if isinstance(exc, api.Forbidden):
+            return f"cannot {what}: access denied (403): {_first_line(exc.message)}"
+        if isinstance(exc, api.GoogleAPICallError):
+            return f"cannot {what}: {exc.code}: {_first_line(exc.message)}"
+        if isinstance(exc, api.RetryError) or _is_connection_error(exc):
+            return f"cannot {what}: cannot reach {self.spec.endpoint_url or 'Google Cloud Storage'} ({type(exc).__name__})"
+        if isinstance(exc, FileNotFoundError):  # gcsfs: 404 on a write, i.e. no such bucket
+            return f"cannot {what}: bucket {self.bucket} does not exist"
+        code = getattr(exc, "code", None)  # gcsfs HttpError
+        if code in (401, 403):
+            return f"cannot {what}: {'credentials refused' if code == 401 else 'access denied'} ({code})"
+        return f"cannot {what}: {type(exc).__name__}: {_first_line(str(exc))}"
+
+    # -- objects --------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the bucket (in ``project`` and ``location``, uniform access on) if missing. Idempotent."""
+        from google.api_core import exceptions as api
+
+        connect, read = _timeouts()
+        with self._errors("check the bucket"):
+            if self.client.lookup_bucket(self.bucket, timeout=(connect, read), retry=_retry()) is not None:
+                return
+        if not self.project:
+            raise DestinationError(self.uri, f"bucket {self.bucket} does not exist; set 'project' to have ppipe create it")
+        bucket = self.client.bucket(self.bucket)
+        bucket.iam_configuration.uniform_bucket_level_access_enabled = True
+        with self._errors(f"create bucket {self.bucket}"):
+            try:
+                self.client.create_bucket(
+                    bucket, project=self.project, location=self.spec.location_, timeout=(connect, read), retry=_retry()
+                )
+            except api.Conflict as exc:
+                if "already own" not in (exc.message or ""):  # not created meanwhile by us
+                    raise DestinationError(
+                        self.uri, f"bucket name {self.bucket} is taken by another project: choose another 'bucket'"
+                    ) from None
+
+    def upload(self, local_file: Path, name: str) -> str:
+        """Put ``local_file`` at ``<prefix>/<name>`` with its sha256 as metadata; return ``uri_of(name)``."""
+        _, digest = file_sha256(local_file)
+        with self._errors(f"upload {name}"):
+            self.fs.put_file(str(local_file), self._path(name), metadata={SHA256_KEY: digest})
+        return self.uri_of(name)
+
+    def exists(self, name: str, sha256: str) -> bool:
+        """True if ``name`` is stored with this sha256: answered from the object's metadata;
+        objects without ppipe's metadata are read back and hashed."""
+        with self._errors(f"check {name}"):
+            self.fs.invalidate_cache(self._path(name))
+            try:
+                info = self.fs.info(self._path(name))
+            except FileNotFoundError:
+                return False
+        stored = (info.get("metadata") or {}).get(SHA256_KEY)
+        return stored == sha256 if stored else super().exists(name, sha256)
+
+    # -- grants ---------------------------------------------------------------------------
+
+    @property
+    def condition(self) -> dict:
+        """ppipe's IAM condition for this challenge: its prefix's objects and listings."""
+        base = f"projects/_/buckets/{self.bucket}"
+        if self.prefix:
+            expression = (
+                f'resource.name.startsWith("{base}/objects/{self.prefix}/") || '
+                f'api.getAttribute("storage.googleapis.com/objectListPrefix", "").startsWith("{self.prefix}/")'
+            )
+        else:
+            expression = f'resource.name.startsWith("{base}")'
+        return {
+            "title": f"ppipe-{self.challenge}"[:100],
+            "description": f"ppipe: read access to {self.uri}",
+            "expression": expression,
+        }
+
+    def _member(self, identity: str) -> str:
+        try:
+            return naming.check_identity("gcs", identity)
+        except ValueError as exc:
+            raise DestinationError(self.uri, str(exc)) from None
+
+    def iam_policy(self):
+        """The bucket's IAM policy (google.api_core.iam.Policy, version 3)."""
+        connect, read = _timeouts()
+        with self._errors("read the bucket IAM policy"):
+            policy = self.client.bucket(self.bucket).get_iam_policy(
+                requested_policy_version=3, timeout=(connect, read), retry=_retry()
+            )
+        policy.version = 3  # conditional bindings need version 3
+        return policy
+
+    def _set_policy(self, policy) -> None:
+        connect, read = _timeouts()
+        with self._errors("write the bucket IAM policy"):
+            try:
+                self.client.bucket(self.bucket).set_iam_policy(policy, timeout=(connect, read), retry=_retry())
+            except Exception as exc:
+                if "uniform" in str(exc).lower():  # conditions refused: uniform bucket-level access is off
+                    raise DestinationError(
+                        self.uri, "per-challenge grants need uniform bucket-level access on the bucket: turn it on"
+                    ) from None
+                raise
+
+    def _ours(self, binding: dict) -> bool:
+        return (binding.get("condition") or {}).get("title") == self.condition["title"]
+
+    def grant(self, identity: str, role: str = "reader", *, via: str | None = None, notify: bool = False) -> GrantResult:
+        """Add ``identity`` to ppipe's conditional binding of ``role`` (merged with the policy's
+        other bindings). Idempotent. Returns a GrantResult describing the binding."""
+        if via is not None:
+            raise DestinationError(self.uri, "via: applies to s3 grants only")
+        if role != "reader" and not role.startswith("roles/"):
+            raise DestinationError(self.uri, f"role {role!r}: use reader or a roles/... role")
+        role = READER_ROLE if role == "reader" else role
+        member = self._member(identity)
+        policy = self.iam_policy()
+        binding = next((b for b in policy.bindings if b["role"] == role and self._ours(b)), None)
+        if binding is None:
+            policy.bindings.append({"role": role, "members": {member}, "condition": self.condition})
+            self._set_policy(policy)
+        elif member not in binding["members"]:
+            binding["members"] = set(binding["members"]) | {member}
+            self._set_policy(policy)
+        return GrantResult(f"{role} on {self.uri} for {member} (IAM binding with condition {self.condition['title']})")
+
+    def revoke(self, identity: str, *, via: str | None = None) -> None:
+        """Remove ``identity`` from ppipe's bindings for this challenge (any role); other
+        members and bindings stay. Idempotent."""
+        member = self._member(identity)
+        policy = self.iam_policy()
+        changed = False
+        for binding in policy.bindings:
+            if self._ours(binding) and member in binding["members"]:
+                binding["members"] = set(binding["members"]) - {member}
+                changed = True
+        if changed:
+            policy.bindings = [b for b in policy.bindings if b["members"]]
+            self._set_policy(policy)
+
+
+def _first_line(text: str | None) -> str:
+    return (text or "").strip().splitlines()[0][:200] if (text or "").strip() else ""
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """True for connection failures (refused, DNS, timeout) from requests, aiohttp or the OS."""
+    names = {"ConnectionError", "ClientConnectorError", "ConnectTimeout", "ServerTimeoutError", "FSTimeoutError"}
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, (ConnectionError, TimeoutError)) or type(seen).__name__ in names:
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

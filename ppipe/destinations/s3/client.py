@@ -1,0 +1,417 @@
+"""S3 (and S3-compatible) buckets: releases at ``s3://<bucket>/<prefix>/<name>``.
+
+Objects go through s3fs (multipart above ``2 * multipart_chunksize``, each object written
+atomically by S3 itself); bucket creation, bucket policies and IAM go through boto3, which has
+the verbs fsspec lacks. Both clients get the same credentials from :mod:`ppipe.destinations.credentials`.
+
+Grants are read-only: ``s3:GetObject`` on ``<bucket>/<prefix>/*`` and ``s3:ListBucket`` on the
+bucket with the condition ``s3:prefix`` like ``<prefix>/*``, in one of two forms (``via``):
+
+- ``bucket-policy`` (default): two statements for the participant's principal merged into the
+  bucket policy, with Sids derived from challenge, prefix and identity, so a revoke removes
+  exactly those statements and leaves everyone else's.
+- ``iam-user-policy``: an inline policy ``ppipe-<challenge>-<bucket>`` on an IAM user of the
+  organiser's account; the user is created if missing and, when it has no access key yet, one
+  key is made and written once to ``<PPIPE_HOME>/credentials/<challenge>/<user>.json`` (0600).
+
+Environment: ``PPIPE_CONNECT_TIMEOUT`` (seconds, default 10) bounds each connection attempt;
+botocore's ``AWS_MAX_ATTEMPTS`` / ``AWS_RETRY_MODE`` set its retries.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime, timezone
+import json
+import logging
+import os
+from contextlib import contextmanager
+from functools import cached_property
+from pathlib import Path
+
+from ppipe.destinations import credentials
+from ppipe import naming, settings
+from ppipe.destinations.base import GrantResult, file_sha256
+from ppipe.destinations.bucket import BucketPrefix
+from ppipe.errors import DestinationError
+
+POLICY_VERSION = "2012-10-17"
+SHA256_KEY = "sha256"  # user metadata key: x-amz-meta-sha256
+CREDENTIAL_CODES = {
+    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
+    "InvalidToken", "TokenRefreshRequired", "UnrecognizedClientException", "AuthFailure",
+}
+
+
+def connect_timeout() -> float:
+    return float(os.environ.get("PPIPE_CONNECT_TIMEOUT") or 10)
+
+
+def _client_error(exc: BaseException):
+    """The botocore ClientError behind ``exc`` (s3fs wraps them in OSError), or None."""
+    from botocore.exceptions import ClientError
+
+    seen = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            return seen
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
+def _code(exc) -> str:
+    return str(exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
+
+
+def _status(exc) -> int:
+    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
+
+
+class S3Bucket(BucketPrefix):
+    """One challenge's prefix in an S3 bucket."""
+
+    kind = "s3"
+    #: s3fs uploads a file in parts of this size when it is at least twice as large.
+    multipart_chunksize = 50 * 2**20
+
+    # -- clients --------------------------------------------------------------------------
+
+    @cached_property
+    def access(self) -> credentials.AwsAccess:
+        return credentials.aws(self.spec, self.uri)
+
+    @property
+    def region(self) -> str:
+        return self.spec.region or self.access.region or "us-east-1"
+
+    def _config(self):
+        from botocore.config import Config
+
+        return Config(connect_timeout=connect_timeout(), read_timeout=60)
+
+    @cached_property
+    def fs(self):
+        import s3fs
+
+        return s3fs.S3FileSystem(
+            **self.access.s3fs_kwargs(), endpoint_url=self.spec.endpoint_url, skip_instance_cache=True,
+            client_kwargs={"region_name": self.region},
+            config_kwargs={"connect_timeout": connect_timeout(), "read_timeout": 60},
+        )
+
+    @cached_property
+    def client(self):
+        return self.access.boto3_session(self.region).client("s3", endpoint_url=self.spec.endpoint_url, config=self._config())
+
+    @cached_property
+    def iam(self):
+        return self.access.boto3_session(self.region).client("iam", endpoint_url=self.spec.endpoint_url, config=self._config())
+
+    # -- errors ---------------------------------------------------------------------------
+
+    def _cause(self, what: str, exc: BaseException) -> str:
+        from botocore.exceptions import BotoCoreError, ConnectionError, NoCredentialsError
+
+        client_error = _client_error(exc)
+        if client_error is not None:
+            code = _code(client_error)
+            if code in CREDENTIAL_CODES:
+                return f"cannot {what}: credentials refused ({code}; from {self.access.source})"
+            if code == "NoSuchBucket":
+                return f"cannot {what}: bucket {self.bucket} does not exist"
+            if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
+                return f"cannot {what}: access denied ({code})"
+            message = str(client_error.response.get("Error", {}).get("Message") or "")
+            detail = self.access.redact(message.splitlines()[0][:200]) if message else ""
+            return f"cannot {what}: {code}{': ' + detail if detail else ''}"
+        endpoint = self.spec.endpoint_url or "AWS"
+        if isinstance(exc, ConnectionError) or _is_connection_error(exc):
+            return f"cannot {what}: cannot reach {endpoint} ({type(exc).__name__})"
+        if isinstance(exc, NoCredentialsError):
+            return f"cannot {what}: no credentials"
+        if isinstance(exc, BotoCoreError):
+            return f"cannot {what}: {type(exc).__name__}"
+        text = self.access.redact(str(exc).splitlines()[0][:200]) if str(exc) else ""
+        return f"cannot {what}: {type(exc).__name__}{': ' + text if text else ''}"
+
+    # -- objects --------------------------------------------------------------------------
+
+    def prepare(self) -> None:
+        """Create the bucket in ``region`` if it does not exist, and abort uploads killed mid-way. Idempotent."""
+        if self._bucket_exists():
+            self._abort_stale_uploads()
+        else:
+            self._create_bucket()
+
+    def _bucket_exists(self) -> bool:
+        from botocore.exceptions import ClientError
+
+        with self._errors("check the bucket"):
+            try:
+                self.client.head_bucket(Bucket=self.bucket)
+                return True
+            except ClientError as exc:
+                if _status(exc) == 403:
+                    self._explain_forbidden()
+                if _status(exc) != 404:
+                    raise
+        return False
+
+    def _create_bucket(self) -> None:
+        from botocore.exceptions import ClientError
+
+        kwargs = {"Bucket": self.bucket}
+        if self.region != "us-east-1":  # us-east-1 refuses an explicit LocationConstraint
+            kwargs["CreateBucketConfiguration"] = {"LocationConstraint": self.region}
+        with self._errors(f"create bucket {self.bucket} in {self.region}"):
+            try:
+                self.client.create_bucket(**kwargs)
+            except ClientError as exc:
+                if _code(exc) == "BucketAlreadyExists":
+                    raise DestinationError(
+                        self.uri, f"bucket name {self.bucket} is taken by another account: choose another 'bucket'"
+                    ) from None
+                if _code(exc) != "BucketAlreadyOwnedByYou":  # created meanwhile by us: fine
+                    raise
+
+    def _abort_stale_uploads(self) -> None:
+        """Abort multipart uploads under the prefix older than a claim lease: a killed run's
+        (no live run owns them), whose stored parts S3 would otherwise keep billing."""
+        from botocore.exceptions import ClientError
+
+        cutoff = datetime.now(timezone.utc) - settings.claim_lease()
+        with self._errors("abort unfinished uploads"):
+            try:
+                pages = self.client.get_paginator("list_multipart_uploads").paginate(
+                    Bucket=self.bucket, Prefix=self.key_of(""))
+                stale = [u for page in pages for u in page.get("Uploads", []) if u["Initiated"] < cutoff]
+            except ClientError as exc:
+                if _code(exc) in ("AccessDenied", "403"):
+                    return  # not allowed to list them: nothing to clean, the upload itself is unaffected
+                raise
+            for upload in stale:
+                self.client.abort_multipart_upload(Bucket=self.bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+
+    def _explain_forbidden(self) -> None:
+        """HEAD has no error body: ask again with a GET to tell bad keys from someone else's bucket."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.client.get_bucket_location(Bucket=self.bucket)
+        except ClientError as exc:
+            if _code(exc) in CREDENTIAL_CODES:
+                raise
+        raise DestinationError(
+            self.uri, f"bucket {self.bucket} belongs to another account, or these credentials may not use it (403 Forbidden)"
+        )
+
+    def upload(self, local_file: Path, name: str) -> str:
+        """Put ``local_file`` at ``<prefix>/<name>`` with its sha256 as metadata; return ``uri_of(name)``."""
+        _, digest = file_sha256(local_file)
+        with self._errors(f"upload {name}"):
+            self.fs.put_file(
+                str(local_file), self._path(name), chunksize=self.multipart_chunksize, Metadata={SHA256_KEY: digest}
+            )
+        return self.uri_of(name)
+
+    def exists(self, name: str, sha256: str) -> bool:
+        """True if ``name`` is stored with this sha256: answered from the object's metadata
+        (one HEAD); objects without ppipe's metadata are read back and hashed."""
+        from botocore.exceptions import ClientError
+
+        with self._errors(f"check {name}"):
+            try:
+                head = self.client.head_object(Bucket=self.bucket, Key=self.key_of(name))
+            except ClientError as exc:
+                if _status(exc) == 404:
+                    return False
+                raise
+        stored = head.get("Metadata", {}).get(SHA256_KEY)
+        return stored == sha256 if stored else super().exists(name, sha256)
+
+    # -- grants ---------------------------------------------------------------------------
+
+    def read_statements(self) -> list[dict]:
+        """The two read-only statements (GetObject under the prefix, ListBucket limited to it)."""
+        objects = f"arn:aws:s3:::{self.bucket}/{self.prefix}/*" if self.prefix else f"arn:aws:s3:::{self.bucket}/*"
+        listing = {"Effect": "Allow", "Action": "s3:ListBucket", "Resource": f"arn:aws:s3:::{self.bucket}"}
+        if self.prefix:
+            listing["Condition"] = {"StringLike": {"s3:prefix": [f"{self.prefix}/*"]}}
+        return [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}, listing]
+
+    def statement_ids(self, identity: str) -> tuple[str, str]:
+        """The Sids of ppipe's bucket-policy statements for ``identity`` (deterministic)."""
+        digest = hashlib.sha256(f"{self.challenge}\n{self.prefix}\n{identity}".encode()).hexdigest()[:20]
+        return f"Ppipe{digest}Read", f"Ppipe{digest}List"
+
+    @property
+    def inline_policy_name(self) -> str:
+        """Name of ppipe's inline policy on an IAM user, one per challenge and bucket (and prefix)."""
+        name = f"ppipe-{self.challenge}-{self.bucket}"
+        if self.prefix != self.challenge:
+            name += "-" + hashlib.sha256(self.prefix.encode()).hexdigest()[:8]
+        return name
+
+    def _principal(self, identity: str, via: str | None) -> tuple[str, str]:
+        """(normalised identity, via) for a grant or revoke; DestinationError when malformed."""
+        via = via or "bucket-policy"
+        try:
+            if via not in ("bucket-policy", "iam-user-policy"):
+                raise ValueError(f"unknown via {via!r}: use bucket-policy or iam-user-policy")
+            return naming.check_identity("s3", identity, via), via
+        except ValueError as exc:
+            raise DestinationError(self.uri, str(exc)) from None
+
+    def grant(self, identity: str, role: str = "reader", *, via: str | None = None, notify: bool = False) -> GrantResult:
+        """Give ``identity`` read-only access to this prefix (see the module doc). Idempotent.
+
+        Returns a GrantResult saying what was done; for ``iam-user-policy`` its
+        ``credentials_file`` is the 0600 file holding the user's access key, if ppipe made one.
+        """
+        if role != "reader":
+            raise DestinationError(self.uri, f"role {role!r}: S3 grants are read-only ('reader')")
+        identity, via = self._principal(identity, via)
+        if via == "iam-user-policy":
+            return self._grant_user(identity)
+        return self._grant_bucket_policy(identity)
+
+    def revoke(self, identity: str, *, via: str | None = None) -> None:
+        """Remove ppipe's statements (bucket-policy) or inline policy (iam-user-policy) for
+        ``identity``; other statements, policies, users and keys stay. Idempotent."""
+        identity, via = self._principal(identity, via)
+        if via == "iam-user-policy":
+            self._revoke_user(identity)
+        else:
+            self._revoke_bucket_policy(identity)
+
+    # bucket policy
+
+    def bucket_policy(self) -> dict:
+        """The bucket's policy document (an empty one if it has none)."""
+        from botocore.exceptions import ClientError
+
+        with self._errors("read the bucket policy"):
+            try:
+                text = self.client.get_bucket_policy(Bucket=self.bucket)["Policy"]
+            except ClientError as exc:
+                if _code(exc) == "NoSuchBucketPolicy":
+                    return {"Version": POLICY_VERSION, "Statement": []}
+                raise
+        policy = json.loads(text)
+        if isinstance(policy.get("Statement"), dict):
+            policy["Statement"] = [policy["Statement"]]
+        policy.setdefault("Statement", [])
+        return policy
+
+    def _put_policy(self, policy: dict) -> None:
+        with self._errors("write the bucket policy"):
+            if policy["Statement"]:
+                self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+            else:  # S3 refuses a policy without statements
+                self.client.delete_bucket_policy(Bucket=self.bucket)
+
+    def _grant_bucket_policy(self, identity: str) -> GrantResult:
+        principal = f"arn:aws:iam::{identity}:root" if identity.isdigit() else identity
+        sids = self.statement_ids(identity)
+        ours = [
+            {"Sid": sid, "Principal": {"AWS": principal}, **statement}
+            for sid, statement in zip(sids, self.read_statements())
+        ]
+        policy = self.bucket_policy()
+        others = [s for s in policy["Statement"] if s.get("Sid") not in sids]
+        if policy["Statement"] != others + ours:
+            self._put_policy({**policy, "Statement": others + ours})
+        return GrantResult(f"read access to {self.uri} for {principal} via the bucket policy (statements {', '.join(sids)})")
+
+    def _revoke_bucket_policy(self, identity: str) -> None:
+        sids = self.statement_ids(identity)
+        policy = self.bucket_policy()
+        kept = [s for s in policy["Statement"] if s.get("Sid") not in sids]
+        if kept != policy["Statement"]:
+            self._put_policy({**policy, "Statement": kept})
+
+    # IAM user policy
+
+    def credentials_file(self, user: str) -> Path:
+        """Where the access key ppipe makes for ``user`` is written (once, mode 0600)."""
+        return settings.home() / "credentials" / self.challenge / f"{user}.json"
+
+    def _grant_user(self, user: str) -> GrantResult:
+        from botocore.exceptions import ClientError
+
+        document = {"Version": POLICY_VERSION, "Statement": self.read_statements()}
+        with self._errors(f"grant IAM user {user}"):
+            try:
+                self.iam.get_user(UserName=user)
+                created = False
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
+                self.iam.create_user(UserName=user, Tags=[{"Key": "created-by", "Value": "ppipe"}])
+                created = True
+            self.iam.put_user_policy(UserName=user, PolicyName=self.inline_policy_name, PolicyDocument=json.dumps(document))
+            has_key = bool(self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"])
+        path = self.credentials_file(user)
+        what = f"read access to {self.uri} for IAM user {user}{' (created)' if created else ''} via inline policy {self.inline_policy_name}"
+        if not has_key:
+            self._new_key(user, path)
+            return GrantResult(f"{what}; new access key written to {path}", path)
+        if path.exists():
+            return GrantResult(f"{what}; its access key is in {path}", path)
+        return GrantResult(f"{what}; the user already has an access key (none made)")
+
+    def _new_key(self, user: str, path: Path) -> None:
+        """Make one access key for ``user`` and write it to ``path`` (0600, never overwritten)."""
+        with self._errors(f"create an access key for {user}"), _no_response_bodies_logged():
+            key = self.iam.create_access_key(UserName=user)["AccessKey"]
+        content = {
+            "user": user, "aws_access_key_id": key["AccessKeyId"], "aws_secret_access_key": key["SecretAccessKey"],
+            "bucket": self.bucket, "prefix": self.prefix, "uri": self.uri, "region": self.region,
+            "endpoint_url": self.spec.endpoint_url,
+        }
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            os.chmod(path.parent.parent, 0o700)
+            os.chmod(path.parent, 0o700)
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w") as out:
+                json.dump(content, out, indent=2)
+        except OSError as exc:
+            # A key nobody can read must not linger: delete it, then report.
+            with self._errors(f"delete the unsaved access key of {user}"):
+                self.iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+            raise DestinationError(self.uri, f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
+
+    def _revoke_user(self, user: str) -> None:
+        from botocore.exceptions import ClientError
+
+        with self._errors(f"revoke IAM user {user}"):
+            try:
+                self.iam.delete_user_policy(UserName=user, PolicyName=self.inline_policy_name)
+            except ClientError as exc:
+                if _code(exc) != "NoSuchEntity":
+                    raise
+
+
+@contextmanager
+def _no_response_bodies_logged():
+    """Keep botocore from logging response bodies (at DEBUG) while a new secret key is fetched."""
+    parsers = logging.getLogger("botocore.parsers")
+    drop = logging.Filter("ppipe-drops-everything")  # matches no botocore logger name: drops all
+    parsers.addFilter(drop)
+    try:
+        yield
+    finally:
+        parsers.removeFilter(drop)
+
+
+def _is_connection_error(exc: BaseException) -> bool:
+    """True for the connection failures s3fs/aiohttp raise (refused, DNS, timeout)."""
+    names = {"ClientConnectorError", "ServerTimeoutError", "ConnectTimeoutError", "EndpointConnectionError",
+             "ConnectionRefusedError", "TimeoutError", "FSTimeoutError"}
+    seen = exc
+    while seen is not None:
+        if type(seen).__name__ in names or isinstance(seen, ConnectionError):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False

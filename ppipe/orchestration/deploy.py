@@ -1,0 +1,245 @@
+"""Challenges as Prefect deployments: one deployment of the dispatch flow per challenge.
+
+The schedule's run times are exactly the release times: an RRule with DTSTART = the first
+release (UTC), FREQ=SECONDLY;INTERVAL=<every in seconds> (any interval) and COUNT = the
+number of releases. Prefect does not backfill runs missed while its server was down; the
+flow delivers every overdue release at its next run, so nothing is lost.
+
+The same deployments come from ``ppipe deploy NAME`` and from ``prefect deploy --all`` with
+the ``prefect.yaml`` generated here (``ppipe deploy --write-prefect-yaml``).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta, timezone
+from pathlib import Path
+from uuid import UUID
+
+import yaml
+
+from ppipe import api, settings
+from ppipe.errors import ConflictError, SpecError
+from ppipe.ledger import Ledger
+from ppipe.challenge.spec import Challenge
+from ppipe.challenge.specfile import load_challenge
+
+FLOW_NAME = "dispatch-challenge"
+ENTRYPOINT = "flows/dispatch.py:dispatch_challenge"
+#: Prefect refuses longer rrule strings; ours are about 60 characters.
+MAX_RRULE_LENGTH = 6500
+
+
+def project_root() -> Path:
+    """The folder holding ``flows/dispatch.py`` (next to the ppipe package)."""
+    root = Path(__file__).resolve().parents[2]
+    if not (root / ENTRYPOINT.split(":")[0]).is_file():
+        raise SpecError("", f"cannot find {ENTRYPOINT.split(':')[0]} next to the ppipe package ({root})")
+    return root
+
+
+def deployment_name(challenge: str) -> str:
+    """``<flow name>/<deployment name>``, as Prefect reads a deployment by name."""
+    return f"{FLOW_NAME}/{challenge}"
+
+
+def rrule(challenge: Challenge) -> str:
+    """The RRule whose occurrences are the release times (UTC, whole seconds).
+
+    A start with a fraction of a second is rounded up, so a run never comes before its release.
+    """
+    every = challenge.schedule.every.total_seconds()
+    if every != int(every):
+        raise SpecError("schedule.every", f"{every:g}s: a Prefect schedule needs a whole number of seconds")
+    start = challenge.schedule.start.astimezone(timezone.utc)
+    if start.microsecond:
+        start = start.replace(microsecond=0) + timedelta(seconds=1)
+    text = f"DTSTART:{start:%Y%m%dT%H%M%S}\nRRULE:FREQ=SECONDLY;INTERVAL={int(every)};COUNT={challenge.release_count}"
+    if len(text) > MAX_RRULE_LENGTH:  # cannot happen with this form, but Prefect would refuse it
+        raise SpecError("schedule", "the schedule does not fit in a Prefect rrule")
+    return text
+
+
+def deployment_config(challenge: Challenge, work_pool: str | None = None) -> dict:
+    """The deployment as a prefect.yaml entry (also what ``deploy`` publishes)."""
+    return {
+        "name": challenge.name,
+        "description": challenge.description or f"Deliver the releases of {challenge.name} on schedule.",
+        "entrypoint": ENTRYPOINT,
+        "parameters": {"challenge": challenge.name},
+        "tags": ["ppipe"],
+        "work_pool": {"name": work_pool or settings.work_pool()},
+        "schedules": [{"rrule": rrule(challenge), "timezone": "UTC", "active": True}],
+    }
+
+
+# --- publishing ----------------------------------------------------------------------------
+
+
+def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: Ledger | None = None) -> UUID:
+    """Publish ``challenge`` as a deployment of the dispatch flow; returns the deployment id.
+
+    Registers the challenge in the ledger first if needed (a name is looked up in the ledger,
+    then in ``deployments/<name>.yaml``), creates the work pool (type process) if missing,
+    and deploys from the local project folder (a pull step sets the worker's working
+    directory to it). A paused, cancelled or finished challenge gets a paused schedule.
+    """
+    from prefect import flow as prefect_flow
+
+    ledger = api.open_ledger(ledger)
+    if isinstance(challenge, str):
+        challenge = api.ensure_registered(challenge, ledger=ledger)
+    elif not ledger.exists(challenge.name):
+        api.create(challenge, ledger=ledger)
+    registered = ledger.get(challenge.name)
+    _same_schedule(challenge, registered.challenge())
+    pool = ensure_work_pool(work_pool or settings.work_pool())
+    config = deployment_config(registered.challenge(), pool)
+    active = registered.state == "active"
+    source = prefect_flow.from_source(source=str(project_root()), entrypoint=ENTRYPOINT)
+    from prefect.schedules import RRule
+
+    deployment = source.to_deployment(
+        name=challenge.name, description=config["description"], parameters=config["parameters"],
+        tags=config["tags"], work_pool_name=pool, paused=not active,
+        schedules=[RRule(config["schedules"][0]["rrule"], timezone="UTC", active=active)],
+    )
+    return deployment.apply()
+
+
+def _same_schedule(given: Challenge, registered: Challenge) -> None:
+    if (given.schedule, given.release_count) != (registered.schedule, registered.release_count):
+        raise ConflictError(
+            f"challenge {given.name!r}: the ledger holds a different schedule or release count; "
+            "delete it ('ppipe delete') to register the new one"
+        )
+
+
+def ensure_work_pool(name: str) -> str:
+    """Create the work pool (type process) unless it exists; returns its name."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.actions import WorkPoolCreate
+    from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            client.read_work_pool(name)
+        except ObjectNotFound:
+            try:
+                client.create_work_pool(WorkPoolCreate(name=name, type="process"))
+            except ObjectAlreadyExists:
+                pass
+    return name
+
+
+def set_schedule_active(challenge: str, active: bool) -> bool:
+    """Pause or resume the deployment and its schedules; False when the challenge has no deployment."""
+    from prefect.client.orchestration import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            deployment = client.read_deployment_by_name(deployment_name(challenge))
+        except ObjectNotFound:
+            return False
+        for schedule in client.read_deployment_schedules(deployment.id):
+            client.update_deployment_schedule(deployment.id, schedule.id, active=active)
+        if active:
+            client.resume_deployment(deployment.id)
+        else:
+            client.pause_deployment(deployment.id)
+    return True
+
+
+# --- pause, resume, cancel: ledger and schedule together -----------------------------------
+
+
+def pause(name: str, *, ledger: Ledger | None = None) -> bool:
+    """Pause deliveries (ledger) and the schedule; returns whether a deployment was paused."""
+    api.open_ledger(ledger).set_state(name, "paused", only_from=("active",))
+    return set_schedule_active(name, False)
+
+
+def resume(name: str, *, ledger: Ledger | None = None) -> bool:
+    """Resume a paused challenge; returns whether a deployment was resumed."""
+    api.open_ledger(ledger).set_state(name, "active", only_from=("paused",))
+    return set_schedule_active(name, True)
+
+
+def cancel(name: str, *, ledger: Ledger | None = None) -> bool:
+    """Cancel for good (no more deliveries) and pause the schedule; returns whether a deployment was paused."""
+    api.open_ledger(ledger).set_state(name, "cancelled", only_from=("active", "paused"))
+    return set_schedule_active(name, False)
+
+
+# --- prefect.yaml --------------------------------------------------------------------------
+
+PREFECT_YAML_HEADER = """\
+# Generated by `ppipe deploy --write-prefect-yaml` from deployments/*.yaml: do not edit by hand.
+# `prefect deploy --all` publishes the same deployments as `ppipe deploy NAME`.
+# Run it from this folder: $PWD in the pull step becomes this folder's path, so workers run
+# the flow here (where flows/ and deployments/ are), as with `ppipe deploy`.
+"""
+
+
+def prefect_yaml_text(deployments_dir: Path | None = None, work_pool: str | None = None) -> str:
+    """prefect.yaml for every challenge file in ``deployments_dir``, sorted by name."""
+    folder = deployments_dir or settings.deployments_dir()
+    challenges = sorted((load_challenge(path) for path in folder.glob("*.yaml")), key=lambda c: c.name)
+    document = {
+        "name": "ppipe",
+        "prefect-version": _prefect_version(),
+        "build": None,
+        "push": None,
+        "pull": [{"prefect.deployments.steps.set_working_directory": {"directory": "{{ $PWD }}"}}],
+        "deployments": [deployment_config(challenge, work_pool) for challenge in challenges],
+    }
+    return PREFECT_YAML_HEADER + yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
+
+
+class _Dumper(yaml.SafeDumper):
+    """Writes multi-line strings (the rrules) as literal blocks, readable in prefect.yaml."""
+
+
+_Dumper.add_representer(
+    str, lambda dumper, text: dumper.represent_scalar("tag:yaml.org,2002:str", text, style="|" if "\n" in text else None)
+)
+
+
+def _prefect_version() -> str:
+    from importlib.metadata import version
+
+    return version("prefect")
+
+
+def write_prefect_yaml(path: Path | None = None, deployments_dir: Path | None = None) -> Path:
+    """Write prefect.yaml (at the project root by default); returns its path."""
+    path = path or project_root() / "prefect.yaml"
+    path.write_text(prefect_yaml_text(deployments_dir), encoding="utf-8")
+    return path
+
+
+def runs_in_flight(deployment_id: UUID) -> int:
+    """How many of the deployment's flow runs are pending or running (picked up, not yet finished)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import (
+        DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterState, FlowRunFilterStateType,
+    )
+    from prefect.client.schemas.objects import StateType
+
+    busy = FlowRunFilter(state=FlowRunFilterState(type=FlowRunFilterStateType(
+        any_=[StateType.PENDING, StateType.RUNNING, StateType.CANCELLING])))
+    with get_client(sync_client=True) as client:
+        return len(client.read_flow_runs(
+            flow_run_filter=busy, deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id]))))
+
+
+def wait_settled(deployment_id: UUID, timeout: float = 60.0) -> bool:
+    """Wait until no run of the deployment is pending or running; False on timeout."""
+    import time
+
+    deadline = time.monotonic() + timeout
+    while runs_in_flight(deployment_id):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(1)
+    return True

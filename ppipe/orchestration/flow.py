@@ -1,0 +1,177 @@
+"""The Prefect flow that delivers a challenge's due releases: a thin layer over ppipe.delivery.
+
+Each I/O step is a small task (named after the release it works on, so the UI reads like
+the plan) with the challenge's retries, exponential backoff and time limit; the ledger work
+(claim, record) stays in ppipe.delivery, so it is the same code with or without Prefect.
+Credentials are never parameters: the destination specs name a block, a profile or nothing
+(the environment), and the flow's only parameters are the challenge name, a time and a release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import replace
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+from prefect.runtime import flow_run, task_run
+from prefect.tasks import exponential_backoff
+
+from ppipe import api
+from ppipe import delivery
+from ppipe.destinations import Destination
+from ppipe.errors import PpipeError
+from ppipe.ledger import Ledger
+from ppipe.challenge.spec import Challenge
+from ppipe.challenge.planning import PlannedRelease
+
+FLOW_NAME = "dispatch-challenge"
+
+
+class DeliveryFailed(PpipeError):
+    """Some releases (or the manifest) could not be delivered in this run; the ledger says which."""
+
+
+# --- tasks: one I/O step each ----------------------------------------------------------------
+
+
+@task(name="stage", task_run_name="stage {challenge.name}", cache_policy=NO_CACHE)
+def stage_source(challenge: Challenge):
+    """The staged source (StagedSource)."""
+    return delivery.stage_source(challenge)
+
+
+@task(name="save", task_run_name="save {release.name}", cache_policy=NO_CACHE)
+def save_release(challenge: Challenge, staged, release: PlannedRelease):
+    """The release file written to the local audit folder (ReleaseFile)."""
+    return delivery.save_release(challenge, staged, release)
+
+
+@task(name="prepare", task_run_name="prepare {destination.uri}", cache_policy=NO_CACHE)
+def prepare_destination(destination: Destination) -> None:
+    delivery.prepare(destination)
+
+
+@task(name="upload", task_run_name="upload {release} -> {destination.uri}", cache_policy=NO_CACHE)
+def upload_release(destination: Destination, file, release: str) -> delivery.Uploaded:
+    """Where the file now is, whether it was already there, and this task run's id and attempts."""
+    uploaded = delivery.upload(destination, file, release)
+    return replace(uploaded, task_run_id=task_run.get_id(), attempts=task_run.get_run_count())
+
+
+@task(name="grant", task_run_name="grant access -> {destination.uri}", cache_policy=NO_CACHE)
+def apply_grants(ledger: Ledger, challenge: Challenge, destination: Destination) -> list:
+    """The grants (and revocations) applied now."""
+    applied = delivery.apply_grants(ledger, challenge, destination)
+    for item in applied:
+        get_run_logger().info("%s %s on %s", item.action, item.grant.identity, item.destination)
+    return applied
+
+
+@task(name="manifest", task_run_name="upload manifest.json -> {destination.uri}", cache_policy=NO_CACHE)
+def publish_manifest(destination: Destination, manifest: Path) -> str:
+    return delivery.publish_manifest(destination, manifest)
+
+
+def task_steps(challenge: Challenge) -> delivery.Steps:
+    """The delivery steps as tasks with the challenge's retry policy (only I/O tasks retry)."""
+    policy = challenge.delivery
+    timeout = policy.timeout.total_seconds()
+    retrying = {
+        "retries": policy.retries,
+        "retry_delay_seconds": exponential_backoff(policy.retry_delay.total_seconds())(policy.retries),
+        "timeout_seconds": timeout,
+    }
+    return delivery.Steps(
+        stage=stage_source.with_options(**retrying),
+        save=save_release.with_options(timeout_seconds=timeout),
+        prepare=prepare_destination.with_options(**retrying),
+        upload=upload_release.with_options(**retrying),
+        grant=apply_grants.with_options(**retrying),
+        manifest=publish_manifest.with_options(**retrying),
+    )
+
+
+# --- the flow ------------------------------------------------------------------------------
+
+
+@flow(name=FLOW_NAME, log_prints=False)
+def dispatch_challenge(challenge: str, now: datetime | None = None, release: int | None = None) -> dict:
+    """Deliver every release of ``challenge`` that is due (all overdue ones, oldest first).
+
+    ``now`` replaces the current time (for tests and catch-up checks); ``release`` delivers
+    that one release whenever it is scheduled. Returns a summary; raises DeliveryFailed
+    (the run ends Failed) after recording and publishing, when anything failed.
+    """
+    logger = get_run_logger()
+    ledger = Ledger()
+    spec = api.ensure_registered(challenge, ledger=ledger)
+    if reason := delivery.skip_reason(ledger, challenge):
+        logger.info("%s; skipping this run", reason)
+        return {"challenge": challenge, "skipped": reason}
+
+    if now is None:
+        _wait_for_slot()
+    run_id = str(flow_run.get_id() or "")
+    run = delivery.Dispatch(ledger, spec, owner=run_id or None, now=now, release=release,
+                            steps=task_steps(spec), flow_run_id=run_id or None, listener=_log_step)
+    run.prepare_destinations()
+    due = run.due_releases()
+    logger.info("%s: %d release(s) due at %s", challenge, len(due), run.now.isoformat(timespec="seconds"))
+    for item in due:
+        run.deliver(item)
+    run.update_manifest()
+    report = run.finish()
+
+    publish_artifacts(ledger, report)
+    if report.finished:
+        logger.info("%s: every release is delivered; the challenge is finished", challenge)
+        _stop_schedule(challenge)
+    if not report.ok:
+        raise DeliveryFailed(delivery.failure_line(report))
+    return delivery.summary(report)
+
+
+def publish_artifacts(ledger: Ledger, report: delivery.Report) -> None:
+    """A table of every release with its status, and a markdown summary of this run."""
+    name = report.challenge
+    create_table_artifact(
+        key=f"ppipe-{name}-releases", table=delivery.release_table(ledger, name),
+        description=f"Releases of {name} and where each one stands",
+    )
+    create_markdown_artifact(
+        key=f"ppipe-{name}-summary", markdown=delivery.summary_markdown(ledger, report),
+        description=f"What this run of {name} delivered",
+    )
+
+
+def _wait_for_slot(limit: float = 300.0) -> None:
+    """A worker starts scheduled runs a little early (prefetch); wait for the run's slot so a
+    release never goes out before its time."""
+    scheduled = flow_run.get_scheduled_start_time()
+    delay = (scheduled - datetime.now(timezone.utc)).total_seconds() if scheduled else 0
+    if 0 < delay <= limit:
+        get_run_logger().info("waiting %.1f s for the scheduled time %s", delay, scheduled.isoformat())
+        time.sleep(delay)
+
+
+def _log_step(release: str, step: str, detail: str) -> None:
+    """Plain-words progress in the run's log (never a credential: URIs and names only)."""
+    logger = get_run_logger()
+    if step == "delivered":
+        logger.info("%s delivered to %s", release, detail)
+    elif step == "failed":
+        logger.warning("%s not delivered to %s", release, detail)
+    elif step == "claim":
+        logger.info("%s: claimed %s", release, detail)
+
+
+def _stop_schedule(challenge: str) -> None:
+    """Pause the finished challenge's deployment schedule (no deployment: nothing to do)."""
+    from ppipe.orchestration.deploy import set_schedule_active
+
+    if set_schedule_active(challenge, False):
+        get_run_logger().info("%s: deployment schedule paused", challenge)
