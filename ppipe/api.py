@@ -2,27 +2,12 @@
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import dataclass
-from pathlib import Path
 
-from ppipe import settings
-from ppipe.errors import ConflictError
-from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord
-from ppipe.challenge.spec import Challenge, Grant
 from ppipe.challenge.planning import PlannedRelease
-from ppipe.challenge.specfile import load_challenge
-
-
-def open_ledger(ledger: Ledger | None = None) -> Ledger:
-    return ledger or Ledger()
-
-
-def load(path_or_challenge: str | Path | Challenge) -> Challenge:
-    """A Challenge from a YAML file (or the Challenge itself)."""
-    if isinstance(path_or_challenge, Challenge):
-        return path_or_challenge
-    return load_challenge(path_or_challenge)
+from ppipe.challenge.spec import Challenge, Grant
+from ppipe.delivery.challenges import create, delete, ensure_registered, load, open_ledger
+from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord
 
 
 def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
@@ -31,50 +16,6 @@ def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
 
     n_rows = count_rows(challenge.source)
     return n_rows, challenge.plan(n_rows)
-
-
-def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRecord:
-    """Validate, stage the source once (counting its rows) and register the challenge.
-
-    Nothing is left behind when it fails: a taken name is refused before any work, and the
-    staged copy is removed when planning refuses the row count.
-    """
-    from ppipe.data.staging import stage
-
-    ledger = open_ledger(ledger)
-    if ledger.exists(challenge.name):
-        raise ConflictError(f"challenge {challenge.name!r} already exists: delete it first or pick another name")
-    staged = stage(challenge)
-    try:
-        return ledger.add_challenge(challenge, staged.rows)
-    except ConflictError:
-        raise  # a concurrent create won the name: the staged copy is theirs now
-    except BaseException:
-        shutil.rmtree(settings.staging_dir(challenge.name), ignore_errors=True)
-        raise
-
-
-def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: Path | None = None) -> Challenge:
-    """The challenge from the ledger, registering ``deployments/<name>.yaml`` first if needed."""
-    ledger = open_ledger(ledger)
-    if not ledger.exists(name):
-        path = (deployments or settings.deployments_dir()) / f"{name}.yaml"
-        try:
-            create(load_challenge(path), ledger=ledger)
-        except ConflictError:
-            pass  # a concurrent run registered it first: use theirs
-    return ledger.challenge(name)
-
-
-def delete(name: str, *, ledger: Ledger | None = None) -> None:
-    """Forget a challenge: ledger rows, staged copy and local audit copies.
-
-    Files already delivered to destinations are left where they are: participants keep them.
-    """
-    ledger = open_ledger(ledger)
-    ledger.delete_challenge(name)
-    for folder in (settings.staging_dir(name), settings.releases_dir(name)):
-        shutil.rmtree(folder, ignore_errors=True)
 
 
 def list_challenges(*, ledger: Ledger | None = None) -> list[ChallengeRecord]:
@@ -143,3 +84,15 @@ def revoke(name: str, grant: Grant, *, ledger: Ledger | None = None):
     from ppipe.delivery.access import change_grant
 
     return change_grant(open_ledger(ledger), name, grant, revoke=True)
+
+
+# --- deployments and runs (Prefect, against PREFECT_API_URL or the standing local server) ----
+
+
+def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: Ledger | None = None):
+    """Publish as a Prefect deployment (against PREFECT_API_URL, else the standing local
+    server, started if needed); returns the deployment id. Registers the challenge first if needed."""
+    from ppipe.orchestration import deploy as deployments, server
+
+    with server.connect():
+        return deployments.deploy(challenge, work_pool=work_pool, ledger=ledger)

@@ -7,11 +7,13 @@ are removed by the next run that writes there.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
 import uuid
 from pathlib import Path
+from typing import BinaryIO
 
 from ppipe.settings import claim_lease
 
@@ -62,3 +64,18 @@ def write_json(path: Path, payload: dict) -> None:
     finally:
         tmp.unlink(missing_ok=True)
     fsync_dir(path.parent)
+
+
+def sha256_of(stream: BinaryIO, chunk: int = 1 << 20) -> tuple[int, str]:
+    """(size, sha256 hex) of a binary stream, read in chunks."""
+    digest, size = hashlib.sha256(), 0
+    while block := stream.read(chunk):
+        digest.update(block)
+        size += len(block)
+    return size, digest.hexdigest()
+
+
+def file_sha256(path: Path) -> tuple[int, str]:
+    """(size, sha256 hex) of a local file: the one way ppipe hashes a file."""
+    with open(path, "rb") as stream:
+        return sha256_of(stream)

@@ -344,7 +344,7 @@ def test_a_destination_outage_is_retried_with_backoff_then_delivered_when_it_is_
     """The S3 server goes down as the first upload starts: each upload task runs 3 times (2 retries,
     0.1 s then 0.2 s apart), the rows end failed naming the destination, nothing is delivered.
     The server comes back (empty: the bucket is gone): the next run recreates it and delivers."""
-    from flows.dispatch import dispatch_challenge
+    from ppipe.orchestration.flow import dispatch_challenge
 
     name = "outage"
     destination = s3_destination(own_s3.url)

@@ -349,7 +349,7 @@ class Keys:
 @pytest.fixture
 def keys(tmp_path, monkeypatch, s3_server, drive_routing, prefect_harness) -> Keys:
     """Fake credentials in every place ppipe looks for them; returns what must never leak."""
-    from ppipe.destinations import credentials
+    from ppipe.orchestration import blocks
 
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", ENV_KEY_ID)
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", ENV_SECRET)
@@ -365,7 +365,7 @@ def keys(tmp_path, monkeypatch, s3_server, drive_routing, prefect_harness) -> Ke
     monkeypatch.setenv("AWS_MAX_ATTEMPTS", "1")
     monkeypatch.setenv("PPIPE_CONNECT_TIMEOUT", "2")
     monkeypatch.setenv("PPIPE_SECRETS_TEST_API_TOKEN", ENV_TOKEN)
-    credentials.aws_block_class()(aws_access_key_id=BLOCK_KEY_ID, aws_secret_access_key=BLOCK_SECRET).save(
+    blocks.aws_block_class()(aws_access_key_id=BLOCK_KEY_ID, aws_secret_access_key=BLOCK_SECRET).save(
         BLOCK_NAME, overwrite=True)
 
     secrets = [
@@ -529,7 +529,7 @@ def backend(request, ppipe_home, monkeypatch, keys) -> str | None:
 
 def test_dispatch_flow_leaks_no_credential(backend, keys, tmp_path, ppipe_home, s3_server, auth_server,
                                             drive_routing, drive_parent, capfd, every_log):
-    from flows.dispatch import dispatch_challenge
+    from ppipe.orchestration.flow import dispatch_challenge
     from ppipe import api
     from ppipe.ledger import Ledger
     from ppipe.challenge.specfile import parse_challenge

@@ -7,12 +7,28 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import TYPE_CHECKING, Sequence
+from typing import Protocol, Sequence
 
 from ppipe.errors import SpecError
 
-if TYPE_CHECKING:
-    from ppipe.challenge.spec import Challenge
+
+class Plannable(Protocol):
+    """What planning reads of a challenge (ppipe.challenge.spec.Challenge), so that the model
+    can offer ``challenge.plan(n)`` without the two modules importing each other."""
+
+    name: str
+    assign: str
+    proportions: list[Fraction]
+
+    @property
+    def schedule(self): ...
+
+    @property
+    def output(self): ...
+
+    def destination_labels(self) -> list[str]: ...
+
+    def release_name(self, index: int) -> str: ...
 
 
 @dataclass(frozen=True)
@@ -76,7 +92,7 @@ def assign(strategy: str, n_releases: int, n_destinations: int, seed: int | None
     return picks
 
 
-def plan(challenge: Challenge, n_rows: int) -> list[PlannedRelease]:
+def plan(challenge: Plannable, n_rows: int) -> list[PlannedRelease]:
     """The releases of ``challenge`` for a source of ``n_rows`` rows.
 
     Raises SpecError naming the release when one would be empty.

@@ -2,34 +2,41 @@
 
 Pure: nothing here touches the network, the ledger or Prefect. Relative paths in a YAML
 file are resolved against the file's folder (pass ``base_dir`` in the validation context).
+The destination specs are the registered kinds' (``ppipe.destinations.registry``): the
+union below, the ``kind:`` tags and the grant checks all derive from the registry.
 """
 
 from __future__ import annotations
 
 import random
-import re
 import uuid
 from datetime import datetime, timedelta
 from fractions import Fraction
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Literal, Union
+from typing import Annotated, Any, Literal, Union
 
 from pydantic import (
     AwareDatetime,
-    BaseModel,
     ConfigDict,
     Field,
+    GetCoreSchemaHandler,
     StringConstraints,
-    TypeAdapter,
     ValidationInfo,
     field_validator,
     model_validator,
 )
 
 from ppipe import naming
-
-if TYPE_CHECKING:
-    from ppipe.challenge.planning import PlannedRelease
+from ppipe.challenge.durations import format_duration, parse_duration, positive_duration
+from ppipe.challenge.planning import PlannedRelease, plan
+from ppipe.challenge.secrets import no_secret_options
+from ppipe.destinations import registry
+from ppipe.destinations.drive.spec import DriveDestination
+from ppipe.destinations.gcs.spec import GcsDestination
+from ppipe.destinations.local.spec import LocalDestination
+from ppipe.destinations.s3.spec import S3Destination
+from ppipe.destinations.spec import DestinationSpec as DestinationSpecBase
+from ppipe.validation import Model, absolute_path
 
 SourceFormat = Literal["csv", "tsv", "parquet", "json", "ndjson"]
 OutputFormat = Literal["csv", "parquet", "json", "ndjson"]
@@ -39,105 +46,6 @@ Slug = Annotated[
     Field(description="lowercase letters, digits and hyphens, 1-50 characters, no leading/trailing hyphen"),
 ]
 
-# Storage-option keys that would carry a secret: they belong in the environment, a profile
-# or a Prefect block, never in a challenge file (which is stored in the ledger and shown).
-SECRET_OPTION_KEYS = {
-    "key", "secret", "token", "password", "aws_access_key_id", "aws_secret_access_key",
-    "aws_session_token", "session_token", "access_key", "secret_key", "client_secret",
-    "private_key", "credentials",
-}
-
-
-class Model(BaseModel):
-    """Strict base: unknown fields are errors, instances are immutable."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
-
-
-def _base_dir(info: ValidationInfo) -> Path:
-    return Path((info.context or {}).get("base_dir") or Path.cwd())
-
-
-def _no_secret_options(options: dict[str, Any], path: str = "") -> dict[str, Any]:
-    """Refuse secret-looking keys at any depth (client_kwargs, config_kwargs, ...)."""
-    for key, value in options.items():
-        if str(key).lower() == "token" and _is_token_reference(value):
-            continue
-        if str(key).lower() in SECRET_OPTION_KEYS:
-            raise ValueError(
-                f"'{path}{key}' is a secret: set it in the environment, a profile or a Prefect block, "
-                "not in the challenge file"
-            )
-        if isinstance(value, dict):
-            _no_secret_options(value, f"{path}{key}.")
-    return options
-
-
-def _is_token_reference(value: Any) -> bool:
-    """gcsfs's ``token`` may name a method ("anon", "google_default") or a key file: not secrets."""
-    return isinstance(value, str) and (
-        value in ("anon", "google_default", "cloud", "cache", "browser") or value.endswith(".json")
-    )
-
-
-def _absolute(path: Path, info: ValidationInfo) -> Path:
-    """``path`` made absolute against the challenge file's folder; a symlink loop is an error."""
-    path = path.expanduser()
-    try:
-        return path if path.is_absolute() else (_base_dir(info) / path).resolve()
-    except RuntimeError:  # Python 3.11 raises RuntimeError on a symlink loop
-        raise ValueError(f"{str(path)!r} cannot be read: it is a loop of symbolic links") from None
-    except OSError as exc:
-        raise ValueError(f"{str(path)!r} cannot be read: {exc.strerror or exc}") from None
-
-
-# --- durations -----------------------------------------------------------------------------
-
-_COMPACT = re.compile(r"(\d+(?:\.\d+)?)\s*(w|d|h|m|s)")
-_UNIT_SECONDS = {"w": 604800, "d": 86400, "h": 3600, "m": 60, "s": 1}
-_timedelta = TypeAdapter(timedelta)
-
-
-def parse_duration(value: Any) -> timedelta:
-    """``"90s"``, ``"6h"``, ``"1d"``, ``"1h30m"``, ISO 8601 (``"PT6H"``) or seconds -> timedelta.
-
-    Pydantic already parses ISO 8601 and numbers; the compact form is ours (a few lines, no
-    well-kept library offers exactly this grammar without extra baggage).
-    """
-    if isinstance(value, str):
-        text = value.strip().lower()
-        if text.startswith("-") and len(text) > 1:
-            return -parse_duration(text[1:])
-        if re.fullmatch(r"\d+(?:\.\d+)?", text):
-            return timedelta(seconds=float(text))
-        if text and _COMPACT.sub("", text).strip() == "":
-            return timedelta(seconds=sum(float(n) * _UNIT_SECONDS[u] for n, u in _COMPACT.findall(text)))
-    if isinstance(value, bool):
-        raise ValueError("a duration, such as '90s', '6h', '1d', 'PT6H' or a number of seconds")
-    try:
-        return _timedelta.validate_python(value)
-    except Exception:
-        raise ValueError(
-            f"{value!r} is not a duration: use '90s', '6h', '1d', ISO 8601 such as 'PT6H', or seconds"
-        ) from None
-
-
-def format_duration(delta: timedelta) -> str:
-    """The compact form of a duration (``"1d"``, ``"90s"``), the inverse of parse_duration."""
-    seconds = int(delta.total_seconds())
-    for unit in ("w", "d", "h", "m"):
-        if seconds and seconds % _UNIT_SECONDS[unit] == 0:
-            return f"{seconds // _UNIT_SECONDS[unit]}{unit}"
-    return f"{delta.total_seconds():g}s"
-
-
-def positive_duration(value: Any, what: str) -> timedelta:
-    delta = parse_duration(value)
-    if delta <= timedelta(0):
-        raise ValueError(f"{what} must be greater than zero")
-    return delta
-
-
 # --- source --------------------------------------------------------------------------------
 
 _SUFFIX_FORMATS = {
@@ -146,6 +54,12 @@ _SUFFIX_FORMATS = {
 }
 _COMPRESSIONS = {".gz": "gzip", ".gzip": "gzip", ".zst": "zstd", ".zstd": "zstd"}
 REMOTE_SCHEMES = ("s3://", "gs://", "gcs://", "https://", "http://")
+
+
+__all__ = [
+    "Challenge", "Delivery", "DestinationSpec", "DriveDestination", "GcsDestination", "Grant", "LocalDestination",
+    "Output", "PlannedRelease", "S3Destination", "Schedule", "Source", "parse_duration",
+]
 
 
 class Source(Model):
@@ -183,13 +97,13 @@ class Source(Model):
         if url.startswith("file://"):
             url = url[len("file://"):]
         if "://" not in url:
-            url = str(_absolute(Path(url), info))
+            url = str(absolute_path(Path(url), info))
         return url
 
     @field_validator("storage_options")
     @classmethod
     def _no_secrets(cls, options: dict[str, Any]) -> dict[str, Any]:
-        return _no_secret_options(options)
+        return no_secret_options(options)
 
     @model_validator(mode="after")
     def _infer_format(self) -> Source:
@@ -247,147 +161,47 @@ class Schedule(Model):
         return self.start + index * self.every
 
 
-# --- destinations --------------------------------------------------------------------------
+# --- destinations and grants: derived from the registry ---------------------------------
 
 
-class _Destination(Model):
-    kind: ClassVar[str]
+class DestinationSpec:
+    """Any registered destination kind's spec, told apart by ``kind`` (a tagged union built
+    from the registry when the model is built, and rebuilt when a kind registers)."""
 
-    def location(self, challenge: str) -> str:
-        """The URI where this challenge's releases go (derived names included)."""
-        raise NotImplementedError
-
-
-class LocalDestination(_Destination):
-    """A local or shared folder; releases go to ``<path>/<folder>/``."""
-
-    kind: Literal["local"] = "local"
-    path: Path = Field(description="The folder (relative paths are relative to the challenge file).")
-    folder: str | None = Field(default=None, description="Sub-folder for this challenge; defaults to its name.")
-
-    @field_validator("path")
     @classmethod
-    def _absolute(cls, path: Path, info: ValidationInfo) -> Path:
-        return _absolute(path, info)
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        classes = registry.spec_classes()
+        if len(classes) == 1:
+            return handler.generate_schema(classes[0])
+        return handler.generate_schema(Annotated[Union[classes], Field(discriminator="kind")])
 
-    @field_validator("folder")
+
+class GrantService:
+    """The ``service`` of a grant: a registered kind that can grant (a Literal of their tags)."""
+
     @classmethod
-    def _folder(cls, folder: str | None) -> str | None:
-        return None if folder is None else naming.check_folder_name(folder)
-
-    def location(self, challenge: str) -> str:
-        return str(self.path / (self.folder or challenge))
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        return handler.generate_schema(Literal[registry.granting_kinds()])
 
 
-class _BucketDestination(_Destination):
-    """What S3 and GCS destinations share: a bucket (derived if omitted) and a prefix per challenge."""
+class GrantForm:
+    """The ``via`` of a grant: one of the forms some registered kind offers."""
 
-    scheme: ClassVar[str]
-    bucket: str | None = Field(default=None, description="Bucket name; derived from the challenge name when omitted.")
-    endpoint_url: str | None = Field(default=None, description="For compatible stores, emulators and test servers.")
-    prefix: str | None = Field(default=None, description="Key prefix for this challenge; defaults to its name.")
-
-    @field_validator("prefix")
     @classmethod
-    def _prefix(cls, prefix: str | None) -> str | None:
-        return None if prefix is None else naming.check_prefix(prefix)
-
-    def bucket_for(self, challenge: str) -> str:
-        return self.bucket or naming.derive_bucket(challenge)
-
-    def prefix_for(self, challenge: str) -> str:
-        return self.prefix if self.prefix is not None else challenge
-
-    def location(self, challenge: str) -> str:
-        return f"{self.scheme}://{self.bucket_for(challenge)}/{self.prefix_for(challenge)}".rstrip("/")
+    def __get_pydantic_core_schema__(cls, source: Any, handler: GetCoreSchemaHandler):
+        forms = tuple(dict.fromkeys(f for spec in registry.spec_classes() for f in spec.grant_forms))
+        return handler.generate_schema(Literal[forms] | None)
 
 
-class S3Destination(_BucketDestination):
-    """An S3 (or S3-compatible) bucket; releases go under a prefix per challenge."""
-
-    scheme: ClassVar[str] = "s3"
-    kind: Literal["s3"] = "s3"
-    region: str | None = Field(default=None, description="Region to create the bucket in (e.g. eu-west-1).")
-    profile: str | None = Field(default=None, description="AWS profile to use (credentials stay in ~/.aws).")
-    credentials_block: str | None = Field(
-        default=None, description="Name of a Prefect block holding the AWS keys (see ppipe.destinations.credentials)."
-    )
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, bucket: str | None) -> str | None:
-        return None if bucket is None else naming.check_s3_bucket(bucket)
-
-
-class GcsDestination(_BucketDestination):
-    """A Google Cloud Storage bucket; releases go under a prefix per challenge."""
-
-    scheme: ClassVar[str] = "gs"
-    kind: Literal["gcs"] = "gcs"
-    project: str | None = Field(default=None, description="Project that owns a bucket ppipe creates.")
-    location_: str | None = Field(default=None, alias="location", description="Bucket location, e.g. EU.")
-    credentials_block: str | None = Field(default=None, description="Name of a Prefect block holding a GCP key.")
-
-    model_config = ConfigDict(populate_by_name=True)
-
-    @field_validator("bucket")
-    @classmethod
-    def _bucket(cls, bucket: str | None) -> str | None:
-        return None if bucket is None else naming.check_gcs_bucket(bucket)
-
-
-class DriveDestination(_Destination):
-    """A Google Drive folder per challenge, under a parent folder the organiser owns."""
-
-    kind: Literal["drive"] = "drive"
-    parent: str = Field(description="Id of the Drive folder under which the challenge folder is made.")
-    folder: str | None = Field(default=None, description="Title of the challenge folder; defaults to challenge_<name>.")
-    service_account_file: str | None = Field(
-        default=None,
-        description="Path of a service-account key file (or set PPIPE_DRIVE_SERVICE_ACCOUNT_FILE / "
-        "GOOGLE_APPLICATION_CREDENTIALS). Only the path is stored, never the key.",
-    )
-
-    @field_validator("parent")
-    @classmethod
-    def _parent(cls, parent: str) -> str:
-        return naming.check_drive_id(parent)
-
-    @field_validator("folder")
-    @classmethod
-    def _folder(cls, folder: str | None) -> str | None:
-        return None if folder is None else naming.check_folder_name(folder)
-
-    def folder_for(self, challenge: str) -> str:
-        return self.folder or f"challenge_{challenge}"
-
-    def location(self, challenge: str) -> str:
-        return f"drive://{self.parent}/{self.folder_for(challenge)}"
-
-
-DestinationSpec = Annotated[
-    Union[LocalDestination, S3Destination, GcsDestination, DriveDestination],
-    Field(discriminator="kind"),
-]
-DESTINATION_KINDS = ("local", "s3", "gcs", "drive")
-
-
-# --- grants --------------------------------------------------------------------------------
-
-ROLES = {
-    "s3": {"reader"},
-    "gcs": {"reader"},  # or any roles/... name
-    "drive": {"reader", "commenter", "writer"},
-}
+def _kinds_with(capability: str) -> str:
+    return ", ".join(spec.tag() for spec in registry.spec_classes() if getattr(spec, capability))
 
 
 class Grant(Model):
     """Read access for one participant on every destination of one service."""
 
-    service: Literal["s3", "gcs", "drive"] = Field(description="s3, gcs or drive.")
-    via: Literal["bucket-policy", "iam-user-policy"] | None = Field(
-        default=None, description="s3 only: bucket-policy (default) or iam-user-policy."
-    )
+    service: GrantService = Field(description="A kind that can grant: s3, gcs or drive.")
+    via: GrantForm = Field(default=None, description="s3 only: bucket-policy (default) or iam-user-policy.")
     identity: str = Field(
         description="s3: an IAM ARN or 12-digit account id (bucket-policy) or an IAM user name "
         "(iam-user-policy); gcs: user:/group:/serviceAccount: member or an e-mail; drive: an e-mail."
@@ -398,27 +212,26 @@ class Grant(Model):
     @field_validator("identity")
     @classmethod
     def _identity(cls, identity: str, info: ValidationInfo) -> str:
-        service = info.data.get("service")
-        if service is None:
+        spec = registry.spec_class(info.data.get("service"))
+        if spec is None:
             return identity
-        return naming.check_identity(service, identity, info.data.get("via") or "bucket-policy")
+        return spec.check_identity(identity, info.data.get("via"))
 
     @field_validator("role")
     @classmethod
     def _role(cls, role: str, info: ValidationInfo) -> str:
-        service = info.data.get("service")
-        if service in ROLES and role not in ROLES[service] and not (service == "gcs" and role.startswith("roles/")):
-            raise ValueError(f"{role!r} is not allowed for {service}: use {', '.join(sorted(ROLES[service]))}")
-        return role
+        spec = registry.spec_class(info.data.get("service"))
+        return role if spec is None else spec.check_role(role)
 
     @model_validator(mode="after")
     def _check(self) -> Grant:
-        if self.via is not None and self.service != "s3":
-            raise ValueError("via: applies to s3 grants only")
-        if self.notify and self.service != "drive":
-            raise ValueError("notify: applies to drive grants only")
-        if self.service == "s3" and self.via is None:
-            object.__setattr__(self, "via", "bucket-policy")
+        spec = registry.spec_class(self.service)
+        if self.via is not None and self.via not in spec.grant_forms:
+            raise ValueError(f"via: applies to {_kinds_with('grant_forms')} grants only")
+        if self.notify and not spec.notifies:
+            raise ValueError(f"notify: applies to {_kinds_with('notifies')} grants only")
+        if self.via is None and spec.grant_forms:
+            object.__setattr__(self, "via", spec.grant_forms[0])
         return self
 
     @property
@@ -557,8 +370,6 @@ class Challenge(Model):
 
     def plan(self, n_rows: int) -> list[PlannedRelease]:
         """The releases for a source of ``n_rows`` rows (pure; see ppipe.challenge.planning)."""
-        from ppipe.challenge.planning import plan
-
         return plan(self, n_rows)
 
     def to_spec(self) -> dict[str, Any]:
@@ -575,30 +386,16 @@ class Challenge(Model):
         }
         return spec
 
-    # -- conveniences over the Python API -------------------------------------------------
-
-    @classmethod
-    def from_yaml(cls, path: str | Path) -> Challenge:
-        from ppipe.challenge.specfile import load_challenge
-
-        return load_challenge(path)
-
-    def create(self, **kwargs: Any):
-        """Register in the ledger (counts the source rows); see ppipe.api.create."""
-        from ppipe import api
-
-        return api.create(self, **kwargs)
-
-    def deploy(self, **kwargs: Any):
-        """Publish as a Prefect deployment (against PREFECT_API_URL, else the standing local
-        server, started if needed); returns the deployment id. See ppipe.orchestration.deploy.deploy."""
-        from ppipe.orchestration import server
-        from ppipe.orchestration.deploy import deploy
-
-        with server.connect():
-            return deploy(self, **kwargs)
-
 
 def _fraction_to_json(p: Fraction) -> float | str:
     as_float = float(p)
     return as_float if Fraction(str(as_float)) == p else f"{p.numerator}/{p.denominator}"
+
+
+def _rebuild() -> None:
+    """A kind registered at runtime: rebuild the models whose schema lists the kinds."""
+    for model in (Grant, Challenge):
+        model.model_rebuild(force=True)
+
+
+registry.on_change(_rebuild)

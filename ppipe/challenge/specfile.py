@@ -11,6 +11,7 @@ from pydantic import ValidationError
 
 from ppipe.errors import SpecError
 from ppipe.challenge.spec import Challenge
+from ppipe.destinations import registry
 
 
 class _StrictLoader(yaml.SafeLoader):
@@ -43,7 +44,7 @@ def field_path(location: tuple) -> str:
     for part in location:
         if isinstance(part, str) and (part.startswith("function-") or "[" in part):
             continue  # a validator or union-member label, not a field
-        if not (part in ("local", "s3", "gcs", "drive") and isinstance(previous, int)):
+        if not (part in registry.kinds() and isinstance(previous, int)):
             parts.append(str(part))
         previous = part
     return ".".join(parts)
@@ -73,16 +74,22 @@ def spec_error(exc: ValidationError, file: str | None = None) -> SpecError:
     elif first["type"] == "missing":
         message = "is required"
     elif first["type"] == "union_tag_invalid":
-        message = f"unknown destination kind {first['input'].get('kind')!r}: use local, s3, gcs or drive" if isinstance(
+        message = f"unknown destination kind {first['input'].get('kind')!r}: use {_kinds()}" if isinstance(
             first.get("input"), dict) else message
     elif first["type"] == "union_tag_not_found":
-        message = "needs a 'kind': local, s3, gcs or drive"
+        message = f"needs a 'kind': {_kinds()}"
     more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
     field = field_path(first["loc"])
     # A model-level check names its own field in the message ("grants.0.service: ...").
     if not field and ": " in message and message.split(": ", 1)[0].replace(".", "").replace("_", "").isalnum():
         field, message = message.split(": ", 1)
     return SpecError(field or "challenge", message + more, file)
+
+
+def _kinds() -> str:
+    """The registered kinds as words: 'local, s3, gcs or drive'."""
+    *most, last = registry.kinds()
+    return f"{', '.join(most)} or {last}" if most else last
 
 
 def parse_challenge(data: Any, *, base_dir: Path | None = None, file: str | None = None) -> Challenge:

@@ -162,7 +162,7 @@ def run(
     if release is not None and release < 0:
         raise SpecError("--release", "must be a release index (0 or more)")
     with server.connect() as url:
-        from flows.dispatch import dispatch_challenge
+        from ppipe.orchestration.flow import dispatch_challenge
 
         _quiet_prefect_console()
         columns = (TextColumn("{task.description}"), BarColumn(), TextColumn("{task.completed}/{task.total}"),

@@ -86,7 +86,7 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
                 raise SourceError(
                     sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {release.rows}"
                 )
-            digest, size = sources.sha256_file(tmp), tmp.stat().st_size
+            size, digest = durable.file_sha256(tmp)
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)

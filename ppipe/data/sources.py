@@ -222,15 +222,6 @@ def discard_fetched(source: Source) -> None:
         folder.rmdir()
 
 
-def sha256_file(path: Path) -> str:
-    """The sha256 of a local file, read in 1 MiB blocks."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 # --- scanning ----------------------------------------------------------------------------------
 
 

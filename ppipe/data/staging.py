@@ -173,7 +173,7 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             shuffled_tmp.replace(tmp)
         columns, origin = column_types(challenge, tmp)
         if sha is None:  # local, uncompressed: hash now, it is still in the page cache
-            sha = sources.sha256_file(local)
+            sha = durable.file_sha256(local)[1]
         if sources.fingerprint(source) != before:
             raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
         durable.fsync_file(tmp)

@@ -31,7 +31,7 @@ def destinations_of(challenge: Challenge, service: str) -> list[Destination]:
 
 def apply_pending(ledger: Ledger, challenge: Challenge, destination: Destination) -> list[Applied]:
     """Apply at ``destination`` every grant whose current state is not applied there yet."""
-    if destination.kind not in ("s3", "gcs", "drive"):
+    if not destination.spec.can_grant:
         return []
     done = []
     for row in ledger.unapplied_grants(challenge.name, destination.uri, destination.kind):

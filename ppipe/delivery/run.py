@@ -317,7 +317,7 @@ class Dispatch:
 
     def grant(self, destination: Destination) -> None:
         """Apply pending grants at ``destination``, only when there are some (no empty task runs)."""
-        if destination.kind in ("s3", "gcs", "drive") and self.ledger.unapplied_grants(
+        if destination.spec.can_grant and self.ledger.unapplied_grants(
                 self.challenge.name, destination.uri, destination.kind):
             self.listen("", "grant", destination.uri)
             self.steps.grant(self.ledger, self.challenge, destination)

@@ -8,11 +8,10 @@ are mapped to :class:`ppipe.errors.DestinationError` right where the provider is
 
 from __future__ import annotations
 
-import hashlib
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, ClassVar
+from typing import ClassVar
 
 
 @dataclass(frozen=True)
@@ -91,17 +90,3 @@ class Destination(ABC):
     @abstractmethod
     def revoke(self, identity: str, *, via: str | None = None) -> None:
         """Remove the access ppipe granted to ``identity`` here, and nothing else. Idempotent."""
-
-
-def sha256_of(stream: BinaryIO, chunk: int = 1 << 20) -> tuple[int, str]:
-    """(size, sha256 hex) of a binary stream, read in chunks."""
-    digest, size = hashlib.sha256(), 0
-    while block := stream.read(chunk):
-        digest.update(block)
-        size += len(block)
-    return size, digest.hexdigest()
-
-
-def file_sha256(path: Path) -> tuple[int, str]:
-    with open(path, "rb") as stream:
-        return sha256_of(stream)

@@ -1,16 +1,53 @@
-"""What the S3 and GCS destinations share: a challenge's prefix in a bucket, through fsspec.
+"""What the S3 and GCS destinations share: a bucket and a prefix per challenge.
 
-Subclasses provide the filesystem (``fs``) and ``_cause``, which turns a provider error into
-the one-line reason shown in a DestinationError.
+The spec side (:class:`BucketDestination`: bucket derived when omitted, prefix checked) and
+the adapter side (:class:`BucketPrefix`, through fsspec). Adapter subclasses provide the
+filesystem (``fs``) and ``_cause``, which turns a provider error into the one-line reason
+shown in a DestinationError.
 """
 
 from __future__ import annotations
 
+import re
 from contextlib import contextmanager
-from typing import Any, Iterator
+from typing import Any, ClassVar, Iterator
 
-from ppipe.destinations.base import Destination, ObjectInfo, sha256_of
+from pydantic import Field, field_validator
+
+from ppipe import naming
+from ppipe.destinations.base import Destination, ObjectInfo
+from ppipe.durable import sha256_of
+from ppipe.destinations.spec import DestinationSpec
 from ppipe.errors import DestinationError
+
+
+def derive_bucket(challenge: str) -> str:
+    """A bucket name valid on both S3 and GCS, derived from a challenge slug (valid by construction:
+    ``ppipe-`` then lowercase letters, digits and single hyphens, at most 63 characters)."""
+    return re.sub(r"[^a-z0-9-]+", "-", f"ppipe-{challenge}".lower()).strip("-")[:63].rstrip("-")
+
+
+class BucketDestination(DestinationSpec):
+    """What S3 and GCS destinations share: a bucket (derived if omitted) and a prefix per challenge."""
+
+    scheme: ClassVar[str]
+    bucket: str | None = Field(default=None, description="Bucket name; derived from the challenge name when omitted.")
+    endpoint_url: str | None = Field(default=None, description="For compatible stores, emulators and test servers.")
+    prefix: str | None = Field(default=None, description="Key prefix for this challenge; defaults to its name.")
+
+    @field_validator("prefix")
+    @classmethod
+    def _prefix(cls, prefix: str | None) -> str | None:
+        return None if prefix is None else naming.check_prefix(prefix)
+
+    def bucket_for(self, challenge: str) -> str:
+        return self.bucket or derive_bucket(challenge)
+
+    def prefix_for(self, challenge: str) -> str:
+        return self.prefix if self.prefix is not None else challenge
+
+    def location(self, challenge: str) -> str:
+        return f"{self.scheme}://{self.bucket_for(challenge)}/{self.prefix_for(challenge)}".rstrip("/")
 
 #: Read back in large blocks: one ranged GET per 8 MiB rather than one per chunk hashed.
 READ_BLOCK = 8 * 2**20

@@ -17,7 +17,8 @@ from uuid import UUID
 
 import yaml
 
-from ppipe import api, settings
+from ppipe import settings
+from ppipe.delivery import challenges
 from ppipe.errors import ConflictError, SpecError
 from ppipe.ledger import Ledger
 from ppipe.challenge.spec import Challenge
@@ -85,11 +86,11 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
     """
     from prefect import flow as prefect_flow
 
-    ledger = api.open_ledger(ledger)
+    ledger = challenges.open_ledger(ledger)
     if isinstance(challenge, str):
-        challenge = api.ensure_registered(challenge, ledger=ledger)
+        challenge = challenges.ensure_registered(challenge, ledger=ledger)
     elif not ledger.exists(challenge.name):
-        api.create(challenge, ledger=ledger)
+        challenges.create(challenge, ledger=ledger)
     registered = ledger.get(challenge.name)
     _same_schedule(challenge, registered.challenge())
     pool = ensure_work_pool(work_pool or settings.work_pool())
@@ -155,19 +156,19 @@ def set_schedule_active(challenge: str, active: bool) -> bool:
 
 def pause(name: str, *, ledger: Ledger | None = None) -> bool:
     """Pause deliveries (ledger) and the schedule; returns whether a deployment was paused."""
-    api.open_ledger(ledger).set_state(name, "paused", only_from=("active",))
+    challenges.open_ledger(ledger).set_state(name, "paused", only_from=("active",))
     return set_schedule_active(name, False)
 
 
 def resume(name: str, *, ledger: Ledger | None = None) -> bool:
     """Resume a paused challenge; returns whether a deployment was resumed."""
-    api.open_ledger(ledger).set_state(name, "active", only_from=("paused",))
+    challenges.open_ledger(ledger).set_state(name, "active", only_from=("paused",))
     return set_schedule_active(name, True)
 
 
 def cancel(name: str, *, ledger: Ledger | None = None) -> bool:
     """Cancel for good (no more deliveries) and pause the schedule; returns whether a deployment was paused."""
-    api.open_ledger(ledger).set_state(name, "cancelled", only_from=("active", "paused"))
+    challenges.open_ledger(ledger).set_state(name, "cancelled", only_from=("active", "paused"))
     return set_schedule_active(name, False)
 
 

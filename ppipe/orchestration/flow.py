@@ -20,15 +20,15 @@ from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run, task_run
 from prefect.tasks import exponential_backoff
 
-from ppipe import api
 from ppipe import delivery
+from ppipe.delivery import challenges
 from ppipe.destinations import Destination
 from ppipe.errors import PpipeError
 from ppipe.ledger import Ledger
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
+from ppipe.orchestration.deploy import FLOW_NAME
 
-FLOW_NAME = "dispatch-challenge"
 
 
 class DeliveryFailed(PpipeError):
@@ -108,7 +108,7 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     """
     logger = get_run_logger()
     ledger = Ledger()
-    spec = api.ensure_registered(challenge, ledger=ledger)
+    spec = challenges.ensure_registered(challenge, ledger=ledger)
     if reason := delivery.skip_reason(ledger, challenge):
         logger.info("%s; skipping this run", reason)
         return {"challenge": challenge, "skipped": reason}

@@ -9,7 +9,7 @@ from typer.testing import CliRunner
 
 from ppipe.cli import app
 from ppipe.destinations import open_destination
-from ppipe.destinations.base import file_sha256
+from ppipe.durable import file_sha256
 from ppipe.ledger import Ledger
 from ppipe.delivery.verify import verify
 from tests.support.helpers import make_challenge

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from ppipe.destinations.base import file_sha256
+from ppipe.durable import file_sha256
 from ppipe.errors import DestinationError
 from tests.support.cases import DestinationCase
 

@@ -9,7 +9,7 @@ import pytest
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
 
-from ppipe.destinations.base import file_sha256
+from ppipe.durable import file_sha256
 from ppipe.destinations.gcs.client import GcsBucket
 from ppipe.errors import DestinationError
 from ppipe.challenge.spec import GcsDestination

@@ -9,7 +9,7 @@ import uuid
 import boto3
 import pytest
 
-from ppipe.destinations.base import file_sha256
+from ppipe.durable import file_sha256
 from ppipe.destinations.s3.client import S3Bucket
 from ppipe.errors import DestinationError, SpecError
 from ppipe.challenge.spec import S3Destination

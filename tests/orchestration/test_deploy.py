@@ -62,7 +62,7 @@ def scheduled_times(deployment_id, expected: int, timeout: float = 45) -> list[d
 
 def test_deployment_runs_at_exactly_the_release_times(tmp_path, own_pool):
     challenge = future_challenge(tmp_path)
-    deployment_id = challenge.deploy()
+    deployment_id = api.deploy(challenge)
     deployment, schedules = read_deployment("sched")
     assert deployment.id == deployment_id
     assert deployment.parameters == {"challenge": "sched"}
@@ -108,7 +108,7 @@ def test_deploy_of_an_unknown_name_is_one_line_exit_2(tmp_path, monkeypatch):
 
 
 def test_pause_resume_cancel_change_ledger_and_schedule(tmp_path):
-    future_challenge(tmp_path, name="toggle").deploy()
+    api.deploy(future_challenge(tmp_path, name="toggle"))
     runner = CliRunner()
 
     def schedule_state():
@@ -136,9 +136,9 @@ def test_pause_of_a_challenge_without_deployment(tmp_path):
 
 def test_redeploying_a_paused_challenge_keeps_it_paused(tmp_path):
     challenge = future_challenge(tmp_path, name="stayoff")
-    challenge.deploy()
+    api.deploy(challenge)
     deploy.pause("stayoff")
-    challenge.deploy()
+    api.deploy(challenge)
     deployment, schedules = read_deployment("stayoff")
     assert deployment.paused and [s.active for s in schedules] == [False]
 

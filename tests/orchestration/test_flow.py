@@ -29,7 +29,7 @@ def register(tmp_path, name="demo", **overrides):
 
 
 def dispatch(name, **kwargs):
-    from flows.dispatch import dispatch_challenge
+    from ppipe.orchestration.flow import dispatch_challenge
 
     return dispatch_challenge(challenge=name, return_state=True, **kwargs)
 
@@ -144,7 +144,7 @@ def test_a_challenge_not_in_the_ledger_is_registered_from_its_file(tmp_path, mon
 
 
 def test_io_tasks_take_the_challenge_retry_policy(tmp_path):
-    from flows.dispatch import task_steps
+    from ppipe.orchestration.flow import task_steps
 
     challenge = make_challenge(tmp_path, delivery={"retries": 4, "retry_delay": "3s", "timeout": "90s"})
     steps = task_steps(challenge)

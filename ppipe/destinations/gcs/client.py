@@ -21,9 +21,10 @@ import os
 from functools import cached_property
 from pathlib import Path
 
-from ppipe.destinations import credentials
-from ppipe import naming
-from ppipe.destinations.base import GrantResult, file_sha256
+from ppipe.destinations.gcs import credentials
+from ppipe.destinations.gcs.spec import check_member
+from ppipe.destinations.base import GrantResult
+from ppipe.durable import file_sha256
 from ppipe.destinations.bucket import BucketPrefix
 from ppipe.errors import DestinationError
 
@@ -161,7 +162,7 @@ class GcsBucket(BucketPrefix):
 
     def _member(self, identity: str) -> str:
         try:
-            return naming.check_identity("gcs", identity)
+            return check_member(identity)
         except ValueError as exc:
             raise DestinationError(self.uri, str(exc)) from None
 

@@ -16,7 +16,8 @@ from pathlib import Path
 import fsspec
 
 from ppipe import durable
-from ppipe.destinations.base import Destination, GrantResult, ObjectInfo, file_sha256
+from ppipe.destinations.base import Destination, GrantResult, ObjectInfo
+from ppipe.durable import file_sha256
 from ppipe.errors import DestinationError
 
 

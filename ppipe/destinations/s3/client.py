@@ -29,9 +29,11 @@ from contextlib import contextmanager
 from functools import cached_property
 from pathlib import Path
 
-from ppipe.destinations import credentials
-from ppipe import naming, settings
-from ppipe.destinations.base import GrantResult, file_sha256
+from ppipe.destinations.s3 import credentials
+from ppipe.destinations.s3.spec import check_principal
+from ppipe import settings
+from ppipe.destinations.base import GrantResult
+from ppipe.durable import file_sha256
 from ppipe.destinations.bucket import BucketPrefix
 from ppipe.errors import DestinationError
 
@@ -258,7 +260,7 @@ class S3Bucket(BucketPrefix):
         try:
             if via not in ("bucket-policy", "iam-user-policy"):
                 raise ValueError(f"unknown via {via!r}: use bucket-policy or iam-user-policy")
-            return naming.check_identity("s3", identity, via), via
+            return check_principal(identity, via), via
         except ValueError as exc:
             raise DestinationError(self.uri, str(exc)) from None
 

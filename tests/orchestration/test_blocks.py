@@ -7,7 +7,7 @@ import uuid
 
 import pytest
 
-from ppipe.destinations import credentials
+from ppipe.orchestration import blocks
 from ppipe.destinations.s3.client import S3Bucket
 from ppipe.errors import DestinationError
 from ppipe.challenge.spec import S3Destination
@@ -22,7 +22,7 @@ def test_s3_keys_from_a_prefect_block(prefect_harness, s3_server, monkeypatch, t
     for name in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_PROFILE"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("AWS_SHARED_CREDENTIALS_FILE", str(tmp_path / "none"))
-    block = credentials.aws_block_class()(aws_access_key_id="AKIABLOCKTEST", aws_secret_access_key=FAKE_SECRET)
+    block = blocks.aws_block_class()(aws_access_key_id="AKIABLOCKTEST", aws_secret_access_key=FAKE_SECRET)
     block.save("course-keys", overwrite=True)
 
     spec = S3Destination(bucket=f"ppipe-b-{uuid.uuid4().hex[:8]}", endpoint_url=s3_server, region="eu-west-1",
