@@ -7,7 +7,7 @@ manifest says which type each column got and where it came from.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import Protocol
 
 import polars as pl
 
@@ -16,8 +16,12 @@ from ppipe.errors import SourceError
 from ppipe.challenge.spec import Challenge, Source
 from ppipe.data.shuffle import STAGED_ROW_ID
 
-if TYPE_CHECKING:
-    from ppipe.data.staging import StagedSource
+
+class TypedColumns(Protocol):
+    """Delivered column types and where each came from (a ppipe.data.staged.StagedSource)."""
+
+    columns: dict[str, str]
+    types_origin: dict[str, str]
 
 TYPE_DTYPES = {
     "string": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean,
@@ -134,7 +138,7 @@ def _check_declared(source: Source, staged_path: Path, declared: dict[str, str],
         raise SourceError(sources.display_url(source), f"does not fit source.column_types: {detail}")
 
 
-def declared_or_inferred_cast(staged: StagedSource, text_source: bool) -> list[pl.Expr]:
+def declared_or_inferred_cast(staged: TypedColumns, text_source: bool) -> list[pl.Expr]:
     """Expressions turning staged columns into their delivered types (identity for kept columns)."""
     exprs = []
     for name, type_name in staged.columns.items():

@@ -1,25 +1,19 @@
 """Staging: read the source once into what every release is cut from.
 
-Two kinds of staged copy, both in ``PPIPE_HOME/staged/<challenge>/`` with ``staged.json``
-(fingerprint, rows, column types, kind) written last: a folder without ``staged.json`` is an
-unfinished staging and is redone.
+Two kinds of staged copy (see :mod:`ppipe.data.staged`), both in
+``PPIPE_HOME/staged/<challenge>/`` with ``staged.json`` written last: a folder without
+``staged.json`` is an unfinished staging and is redone.
 
-* ``"offsets"`` (the fast path, see :func:`byte_range_eligible`): a CSV released as CSV or an
-  NDJSON released as NDJSON, unshuffled, without row_id. The source is validated (a CSV in the
-  one pass over its bytes that indexes it: UTF-8, and every row with as many fields as the
-  header; an NDJSON by one full polars parse that writes nothing), and a byte-offset index is
-  stored instead of a copy:
-  ``offsets.i64`` (little-endian int64: where each row starts, then where the data ends;
-  the CSV header is the bytes before the first row) and ``blocks.crc32`` (a CRC-32 of every
-  BLOCK bytes of the text; built by :mod:`ppipe.data.text_index`). A release is then the header plus a byte range of the text:
-  byte-for-byte the source's own lines. The text is the source file itself when it is local
-  and uncompressed (no copy), else the fetched (decompressed) copy moved into the folder as
-  ``source.<format>``. Every release re-checks the CRC of each block it reads, so a source
-  changed after staging is reported, never mixed into a release.
-* ``"parquet"``: ``data.parquet`` (row groups of ROW_GROUP rows, shuffled once when
-  ``output.shuffle``, see :mod:`ppipe.data.shuffle`). CSV/TSV are staged as text, field by field, so a release in the
-  source's own format carries the source's values unchanged; column types are worked out
-  only when the output format needs them (see :mod:`ppipe.data.column_types`).
+* the fast path, :class:`StagedText` (see :func:`byte_range_eligible`): a CSV released as CSV
+  or an NDJSON released as NDJSON, unshuffled, without row_id. The source is validated (a CSV
+  in the one pass over its bytes that indexes it: UTF-8, and every row with as many fields as
+  the header; an NDJSON by one full polars parse that writes nothing), and a byte-offset index
+  is stored instead of a copy.
+* :class:`StagedParquet`: ``data.parquet`` (row groups of ROW_GROUP rows, shuffled once when
+  ``output.shuffle``, see :mod:`ppipe.data.shuffle`). CSV/TSV are staged as text, field by
+  field, so a release in the source's own format carries the source's values unchanged;
+  column types are worked out only when the output format needs them (see
+  :mod:`ppipe.data.column_types`).
 """
 
 from __future__ import annotations
@@ -29,7 +23,6 @@ import os
 import shutil
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import polars as pl
@@ -40,28 +33,14 @@ from ppipe.data.column_types import column_types, type_name
 from ppipe.errors import SourceError
 from ppipe.challenge.spec import Challenge, Source
 from ppipe.data.shuffle import shuffle_parquet
+from ppipe.data.staged import META, ROW_ID, StagedSource
+from ppipe.data.staged_parquet import DATA, StagedParquet
+from ppipe.data.staged_text import StagedText
 from ppipe.data.text_index import BLOCKS, INDEX, BadText, index_text
 
 ROW_GROUP = 65_536
-DATA, META = "data.parquet", "staged.json"
-ROW_ID = "row_id"
-
-
-@dataclass(frozen=True)
-class StagedSource:
-    """The staged copy: its path, row count, the source fingerprint it was made from, and the
-    type of each column as delivered (``columns``) with where that type came from
-    (``types_origin``: "source" = kept as in the source, "inferred", or "declared")."""
-
-    path: Path
-    rows: int
-    fingerprint: dict
-    columns: dict[str, str]
-    types_origin: dict[str, str]
-    source_sha256: str | None = None
-    shuffled: bool = False
-    kind: str = "parquet"  # "parquet": path is data.parquet; "offsets": path is the offsets index
-    text: Path | None = None  # "offsets": the text file releases are cut from (source or staged copy)
+#: staged.json's "kind" -> the class that opens it
+KINDS: dict[str, type[StagedSource]] = {cls.kind: cls for cls in (StagedParquet, StagedText)}
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -75,7 +54,7 @@ def stage(challenge: Challenge) -> StagedSource:
     """
     existing = load_staged(challenge)
     if existing is not None:
-        _compare(challenge.source, existing.fingerprint)
+        existing.check_unchanged(challenge.source)
         return existing
     return _stage_now(challenge)
 
@@ -86,7 +65,7 @@ def check_source_unchanged(challenge: Challenge) -> None:
     existing = load_staged(challenge)
     if existing is None:
         raise SourceError(sources.display_url(challenge.source), "has not been staged yet")
-    _compare(challenge.source, existing.fingerprint)
+    existing.check_unchanged(challenge.source)
 
 
 def load_staged(challenge: Challenge) -> StagedSource | None:
@@ -96,18 +75,7 @@ def load_staged(challenge: Challenge) -> StagedSource | None:
     if not meta.is_file():
         return None
     record = json.loads(meta.read_text())
-    if record.get("kind", "parquet") == "offsets":
-        copied = not Path(record["text"]).is_absolute()  # a staged copy, not the source itself
-        record["path"], record["text"] = folder / INDEX, folder / record["text"]  # absolute stays absolute
-        if not ((folder / INDEX).is_file() and (folder / BLOCKS).is_file()):
-            return None
-        if copied and not record["text"].is_file():
-            return None
-    else:
-        record["path"] = folder / DATA
-        if not record["path"].is_file():
-            return None
-    return StagedSource(**record)
+    return KINDS[record.get("kind", "parquet")].load(folder, record)
 
 
 def byte_range_eligible(challenge: Challenge) -> bool:
@@ -122,17 +90,6 @@ def byte_range_eligible(challenge: Challenge) -> bool:
 
 
 # --- staging -------------------------------------------------------------------------------------
-
-
-def _compare(source: Source, recorded: dict) -> None:
-    current = sources.fingerprint(source)
-    if current != recorded:
-        changed = sorted(k for k in set(current) | set(recorded) if current.get(k) != recorded.get(k))
-        raise SourceError(
-            sources.display_url(source),
-            f"changed since it was staged ({', '.join(changed)} differ): releases would mix two versions; "
-            "restore the original or make a new challenge",
-        )
 
 
 def _stage_now(challenge: Challenge) -> StagedSource:
@@ -178,11 +135,11 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
         durable.fsync_file(tmp)
         tmp.replace(folder / DATA)
-        staged = StagedSource(
+        staged = StagedParquet(
             path=folder / DATA, rows=rows, fingerprint=before, columns=columns, types_origin=origin,
             source_sha256=sha, shuffled=challenge.output.shuffle,
         )
-        durable.write_json(folder / META, {k: v for k, v in asdict(staged).items() if k != "path"})
+        durable.write_json(folder / META, staged.record())
     finally:
         tmp.unlink(missing_ok=True)
         shuffled_tmp.unlink(missing_ok=True)
@@ -231,9 +188,8 @@ def _stage_offsets(
             text = folder / f"source.{source.format}"
             durable.fsync_file(local)
             os.replace(local, text)
-            text_record = text.name
         else:  # local and uncompressed: cut from the source itself, every block CRC-checked
-            text, text_record = Path(local).resolve(), str(Path(local).resolve())
+            text = Path(local).resolve()
         for tmp, final in ((tmp_blocks, BLOCKS), (tmp_index, INDEX)):
             durable.fsync_file(tmp)
             tmp.replace(folder / final)
@@ -242,13 +198,11 @@ def _stage_offsets(
             columns = {n: "string" for n in names}
         else:
             columns = {n: type_name(schema[n]) for n in names}
-        staged = StagedSource(
+        staged = StagedText(
             path=folder / INDEX, rows=rows, fingerprint=before, columns=columns,
-            types_origin={n: "source" for n in names}, source_sha256=sha or digest, shuffled=False,
-            kind="offsets", text=text,
+            types_origin={n: "source" for n in names}, source_sha256=sha or digest, shuffled=False, text=text,
         )
-        record = {k: v for k, v in asdict(staged).items() if k != "path"}
-        durable.write_json(folder / META, {**record, "text": text_record})
+        durable.write_json(folder / META, staged.record())
     finally:
         tmp_index.unlink(missing_ok=True)
         tmp_blocks.unlink(missing_ok=True)

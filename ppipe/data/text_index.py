@@ -14,7 +14,7 @@ import os
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import TYPE_CHECKING, BinaryIO
+from typing import BinaryIO, Protocol
 
 import numpy as np
 
@@ -22,8 +22,12 @@ from ppipe.data import sources
 from ppipe.errors import SourceError
 from ppipe.challenge.spec import Challenge
 
-if TYPE_CHECKING:
-    from ppipe.data.staging import StagedSource
+
+class IndexedText(Protocol):
+    """A text with its byte-offset index: what a cut reads (ppipe.data.staged_text.StagedText)."""
+
+    path: Path  # the offsets index; the CRC-32 blocks file sits next to it
+    text: Path  # the text the releases are cut from
 
 INDEX, BLOCKS = "offsets.i64", "blocks.crc32"
 BLOCK = 1 << 20  # bytes per CRC-32 block of the text
@@ -223,12 +227,12 @@ def _quotes_well_formed(data: np.ndarray, quotes: np.ndarray, parity: int, prev_
     return bool(np.all(np.where(opening, ok_open, ok_close)))
 
 
-def read_offsets(staged: StagedSource, *rows: int) -> list[int]:
+def read_offsets(staged: IndexedText, *rows: int) -> list[int]:
     """Byte offsets of the given rows (``staged.rows`` = the end of the data) in the staged text."""
     return [int(np.fromfile(staged.path, dtype="<i8", count=1, offset=8 * r)[0]) for r in rows]
 
 
-def copy_text(challenge: Challenge, staged: StagedSource, ranges: list[tuple[int, int]], out: BinaryIO) -> tuple[str, int]:
+def copy_text(challenge: Challenge, staged: IndexedText, ranges: list[tuple[int, int]], out: BinaryIO) -> tuple[str, int]:
     """Write the bytes of each [lo, hi) range of the staged text to ``out``; returns the sha256
     (hex) and size of what was written. Each block read is checked against its CRC-32 from
     staging (while the previous piece is being written): SourceError if the text changed since

@@ -19,6 +19,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
+from ppipe.data.manifest import MANIFEST, write_manifest
 from ppipe.destinations import Destination, open_destination
 from ppipe.errors import PpipeError
 from ppipe.ledger import Ledger, ReleaseRecord, utcnow
@@ -31,7 +32,6 @@ if TYPE_CHECKING:
     from ppipe.data.release_files import ReleaseFile
     from ppipe.data.staging import StagedSource
 
-MANIFEST = "manifest.json"
 #: "Due" for an explicitly named release (``ppipe run --release K``): any time.
 ANY_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
 
@@ -356,8 +356,6 @@ class Dispatch:
         """
         if not self.report.delivered:
             return None
-        from ppipe.data.release_files import write_manifest
-
         delivered = delivered_releases(self.ledger, self.challenge.name)
         for _ in range(3):
             try:

@@ -23,7 +23,7 @@ def set_block_loader(loader: BlockLoader) -> None:
     _loader = loader
 
 
-def secret(value: Any) -> Any:
+def secret_value(value: Any) -> Any:
     """The plain value of a pydantic Secret*/SecretStr field (or the value itself)."""
     return value.get_secret_value() if hasattr(value, "get_secret_value") else value
 

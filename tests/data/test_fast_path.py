@@ -15,6 +15,7 @@ import pytest
 import zstandard
 from hypothesis import HealthCheck, given, settings as hsettings, strategies as st
 
+from ppipe.data.manifest import write_manifest
 from ppipe.data import release_files, sources, staging, text_index
 from ppipe import settings
 from ppipe.errors import SourceError
@@ -133,7 +134,7 @@ def test_manifest_of_a_fast_path_challenge(tmp_path):
     challenge = make_challenge(str(path), releases=2)
     staged, saved = deliver(challenge)
     delivered = [{**r.to_json(), "sha256": f.sha256, "bytes": f.bytes} for r, f in zip(challenge.plan(staged.rows), saved)]
-    manifest = json.loads(release_files.write_manifest(challenge, staged, delivered).read_text())
+    manifest = json.loads(write_manifest(challenge, staged, delivered).read_text())
     assert [(c["name"], c["type"], c["origin"]) for c in manifest["columns"]] == [
         (n, "string", "source") for n in ("zip", "text", "amount", "day", "note")
     ]

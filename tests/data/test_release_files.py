@@ -8,7 +8,8 @@ import json
 import polars as pl
 import pytest
 
-from ppipe.data import release_files, staging
+from ppipe.data.manifest import write_manifest
+from ppipe.data import release_files, staged_parquet, staged_text, staging
 from ppipe import settings
 from ppipe.errors import SourceError
 from tests.support.data_helpers import make_challenge
@@ -66,8 +67,8 @@ def test_failed_write_leaves_no_file(source_csv, monkeypatch, fmt):
         out.write(b"id,x\n0000,0.0\n")
         raise OSError("disk full")
 
-    monkeypatch.setattr(release_files, "_write", half_write)
-    monkeypatch.setattr(release_files, "copy_text", half_cut)
+    monkeypatch.setattr(staged_parquet, "_write", half_write)
+    monkeypatch.setattr(staged_text, "copy_text", half_cut)
     with pytest.raises(SourceError, match="disk full"):
         release_files.write_release(challenge, staged, release)
     assert list(settings.releases_dir(challenge.name).iterdir()) == []
@@ -100,7 +101,7 @@ def test_manifest_lists_releases_and_column_types(source_csv):
         saved = release_files.write_release(challenge, staged, release)
         delivered.append({**release.to_json(), "sha256": saved.sha256, "bytes": saved.bytes,
                           "delivered_at": "2026-01-01T00:00:05+00:00"})
-    path = release_files.write_manifest(challenge, staged, delivered)
+    path = write_manifest(challenge, staged, delivered)
     manifest = json.loads(path.read_text())
     assert path == settings.releases_dir(challenge.name) / "manifest.json"
     assert [r["index"] for r in manifest["releases"]] == [0, 1]

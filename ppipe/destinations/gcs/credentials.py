@@ -11,7 +11,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ppipe.destinations.credentials import load_block, secret
+from ppipe.destinations.credentials import load_block, secret_value
 from ppipe.errors import DestinationError
 
 GCS_SCOPES = ["https://www.googleapis.com/auth/devstorage.full_control"]
@@ -46,7 +46,7 @@ def gcs(spec, uri: str) -> GcsAccess:
 
     if spec.credentials_block:
         block = load_block(uri, spec.credentials_block, "gcs")
-        info = secret(getattr(block, "service_account_info", None))
+        info = secret_value(getattr(block, "service_account_info", None))
         path = getattr(block, "service_account_file", None)
         try:
             if info:

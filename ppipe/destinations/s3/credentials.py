@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ppipe.destinations.credentials import load_block, secret
+from ppipe.destinations.credentials import load_block, secret_value
 from ppipe.errors import DestinationError
 
 
@@ -75,10 +75,10 @@ def aws(spec, uri: str) -> AwsAccess:
     profile = spec.profile
     if spec.credentials_block:
         block = load_block(uri, spec.credentials_block, "s3")
-        key, secret = getattr(block, "aws_access_key_id", None), secret(getattr(block, "aws_secret_access_key", None))
+        key, secret = getattr(block, "aws_access_key_id", None), secret_value(getattr(block, "aws_secret_access_key", None))
         region = getattr(block, "region_name", None)
         if key and secret:
-            token = secret(getattr(block, "aws_session_token", None))
+            token = secret_value(getattr(block, "aws_session_token", None))
             return AwsAccess(f"Prefect block {spec.credentials_block!r}", key, secret, token, region)
         profile = getattr(block, "profile_name", None) or profile
         if not profile:

@@ -1,0 +1,92 @@
+"""The ``"parquet"`` staged kind: a Parquet copy of the source, sliced and written by polars.
+
+``data.parquet`` holds the rows in row groups (shuffled once when ``output.shuffle``); a
+release reads only the row groups holding its rows, converts column types when the output
+format needs them, adds ``row_id`` if asked, and is counted back after writing.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+import polars as pl
+
+from ppipe import durable
+from ppipe.challenge.planning import PlannedRelease
+from ppipe.challenge.spec import Challenge
+from ppipe.data import sources
+from ppipe.data.column_types import declared_or_inferred_cast
+from ppipe.data.shuffle import STAGED_ROW_ID
+from ppipe.data.staged import ROW_ID, Cut, StagedSource
+from ppipe.errors import SourceError
+
+DATA = "data.parquet"
+
+
+@dataclass(frozen=True)
+class StagedParquet(StagedSource):
+    """A Parquet copy of the source (``path`` is ``data.parquet``)."""
+
+    kind: ClassVar[str] = "parquet"
+
+    @classmethod
+    def load(cls, folder: Path, record: dict[str, Any]) -> StagedParquet | None:
+        path = folder / DATA
+        return cls.from_record(record, path=path) if path.is_file() else None
+
+    def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
+        name = challenge.release_file_name(release.index)
+        with sources.source_errors(challenge.source, f"cannot write {name}"):
+            _write(release_frame(challenge, self, release), challenge.output.format, out)
+        durable.fsync_file(out)
+        rows = _count_rows(out, challenge.output.format)
+        if rows != release.rows:
+            raise SourceError(
+                sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {release.rows}"
+            )
+        size, digest = durable.file_sha256(out)
+        return Cut(digest, size, rows)
+
+
+def release_frame(challenge: Challenge, staged: StagedParquet, release: PlannedRelease) -> pl.LazyFrame:
+    """The rows [start, stop) of a Parquet staged copy as delivered: converted types, row_id if asked.
+
+    Only the row groups holding those rows are read (polars pushes the slice into the scan).
+    """
+    lf = pl.scan_parquet(staged.path).slice(release.start, release.rows)
+    if challenge.output.format != "csv" or challenge.source.format not in sources.TEXT_FORMATS:
+        lf = lf.with_columns(declared_or_inferred_cast(staged, challenge.source.format in sources.TEXT_FORMATS))
+    if challenge.output.row_id:
+        row_id = pl.col(STAGED_ROW_ID) if staged.shuffled else pl.int_range(release.start, release.stop, dtype=pl.Int64)
+        lf = lf.with_columns(row_id.alias(ROW_ID))
+    if staged.shuffled:
+        lf = lf.drop(STAGED_ROW_ID)
+    return lf
+
+
+def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> None:
+    if fmt == "csv":
+        # null -> nothing, "" -> "" (quoted): missing and empty stay distinguishable
+        lf.sink_csv(path, null_value="", quote_style="necessary")
+    elif fmt == "parquet":
+        lf.sink_parquet(path, compression="zstd")
+    elif fmt == "ndjson":
+        lf.sink_ndjson(path)
+    elif fmt == "json":
+        # polars has no streaming JSON-array writer: one release is held in memory
+        lf.collect(engine="streaming").write_json(path)
+    else:
+        raise ValueError(f"unknown output format {fmt!r}")
+
+
+def _count_rows(path: Path, fmt: str) -> int:
+    """Rows in a written release, read back from the file itself (a cheap self-check)."""
+    if fmt == "csv":
+        return pl.scan_csv(path, infer_schema=False).select(pl.len()).collect().item()
+    if fmt == "parquet":
+        return pl.scan_parquet(path).select(pl.len()).collect().item()
+    if fmt == "ndjson":
+        return pl.scan_ndjson(path).select(pl.len()).collect().item()
+    return pl.read_json(path).height

@@ -1,0 +1,67 @@
+"""The ``"offsets"`` staged kind: a byte-offset index of a CSV or NDJSON text, cut by bytes.
+
+Eligible (see :func:`ppipe.data.staging.byte_range_eligible`): a CSV released as CSV or an
+NDJSON released as NDJSON, unshuffled, without row_id. ``offsets.i64`` (little-endian int64:
+where each row starts, then where the data ends; the CSV header is the bytes before the
+first row) and ``blocks.crc32`` (a CRC-32 of every BLOCK bytes) are built by
+:mod:`ppipe.data.text_index`. A release is the header plus a byte range of the text:
+byte-for-byte the source's own lines. The text is the source file itself when it is local
+and uncompressed (no copy), else the fetched (decompressed) copy kept in the folder as
+``source.<format>``. Every cut re-checks the CRC of each block it reads, so a source changed
+after staging is reported, never mixed into a release.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, ClassVar
+
+from ppipe import durable
+from ppipe.challenge.planning import PlannedRelease
+from ppipe.challenge.spec import Challenge
+from ppipe.data import sources
+from ppipe.data.staged import Cut, StagedSource
+from ppipe.data.text_index import BLOCKS, INDEX, copy_text, read_offsets
+
+
+@dataclass(frozen=True)
+class StagedText(StagedSource):
+    """A byte-offset index (``path`` is ``offsets.i64``) of the text releases are cut from (``text``)."""
+
+    kind: ClassVar[str] = "offsets"
+
+    text: Path | None = None
+
+    @property
+    def copied(self) -> bool:
+        """True when the text is a staged copy in the folder, False when it is the source itself."""
+        return self.text.parent == self.path.parent
+
+    def record(self) -> dict[str, Any]:
+        # A staged copy is recorded by its name in the folder, the source itself by its absolute path.
+        return {**super().record(), "text": self.text.name if self.copied else str(self.text)}
+
+    @classmethod
+    def load(cls, folder: Path, record: dict[str, Any]) -> StagedText | None:
+        copied = not Path(record["text"]).is_absolute()
+        text = folder / record["text"]  # an absolute path stays absolute
+        if not ((folder / INDEX).is_file() and (folder / BLOCKS).is_file()):
+            return None
+        if copied and not text.is_file():
+            return None
+        return cls.from_record(record, path=folder / INDEX, text=text)
+
+    def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
+        """The header and the byte range of rows [start, stop) of the text, hashed while written.
+        The row count is exact from the index, which staging checked against polars."""
+        if not self.copied:  # cut from the source itself, not a staged copy
+            self.check_unchanged(challenge.source)
+        header_end, start, stop = read_offsets(self, 0, release.start, release.stop)
+        if challenge.source.format != "csv":
+            header_end = 0
+        with sources.source_errors(challenge.source, f"cannot write {challenge.release_file_name(release.index)}"):
+            with open(out, "wb") as stream:
+                digest, size = copy_text(challenge, self, [(0, header_end), (start, stop)], stream)
+        durable.fsync_file(out)
+        return Cut(digest, size, release.rows)
