@@ -1,13 +1,27 @@
-"""The Python API: what the CLI commands (and the flow) call. Thin over the ledger and data path."""
+"""The Python API: everything the ``ppipe`` command does, as functions (each CLI command is a thin call).
+
+Challenges: :func:`load`, :func:`plan`, :func:`create`, :func:`list_challenges`, :func:`show`,
+:func:`release_status`, :func:`delete`. Access: :func:`grant`, :func:`revoke`. Prefect:
+:func:`deploy`, :func:`write_prefect_yaml`, :func:`run`, :func:`pause`, :func:`resume`,
+:func:`cancel`, :func:`demo`, :func:`server_start`, :func:`server_stop`, :func:`server_status`,
+:func:`worker`. Integrity: :func:`verify`. Prefect-backed functions use ``PREFECT_API_URL``
+when set, else the standing local server (started if needed). Heavy modules (polars, Prefect)
+are imported by the functions that need them, so ``import ppipe.api`` stays light.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from uuid import UUID
 
+from ppipe.challenge.durations import parse_time
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.challenge.spec import Challenge, Grant
 from ppipe.delivery.challenges import create, delete, ensure_registered, load, open_ledger
-from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord
+from ppipe.errors import SpecError
+from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord, by_release
 
 
 def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
@@ -18,8 +32,21 @@ def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
     return n_rows, challenge.plan(n_rows)
 
 
+__all__ = [
+    "cancel", "create", "delete", "demo", "deploy", "ensure_registered", "grant", "list_challenges", "load",
+    "open_ledger", "pause", "plan", "release_status", "resume", "revoke", "run", "server_start", "server_status",
+    "server_stop", "show", "verify", "worker", "write_prefect_yaml", "deployment_name", "prefect_ui",
+]
+
+
 def list_challenges(*, ledger: Ledger | None = None) -> list[ChallengeRecord]:
     return open_ledger(ledger).list_challenges()
+
+
+def show(name: str, *, ledger: Ledger | None = None) -> tuple[ChallengeRecord, list[ReleaseStatus]]:
+    """A challenge's ledger record and where each of its releases stands, per destination."""
+    ledger = open_ledger(ledger)
+    return ledger.get(name), release_status(name, ledger=ledger)
 
 
 @dataclass(frozen=True)
@@ -62,13 +89,9 @@ class ReleaseStatus:
 
 
 def release_status(name: str, *, ledger: Ledger | None = None) -> list[ReleaseStatus]:
-    rows = open_ledger(ledger).releases(name)
-    by_index: dict[int, list[ReleaseRecord]] = {}
-    for row in rows:
-        by_index.setdefault(row.index, []).append(row)
     return [
         ReleaseStatus(group[0].index, group[0].name, group[0].start, group[0].stop, group[0].scheduled_at, group)
-        for group in by_index.values()
+        for group in by_release(open_ledger(ledger).releases(name))
     ]
 
 
@@ -89,10 +112,113 @@ def revoke(name: str, grant: Grant, *, ledger: Ledger | None = None):
 # --- deployments and runs (Prefect, against PREFECT_API_URL or the standing local server) ----
 
 
-def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: Ledger | None = None):
+def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: Ledger | None = None) -> UUID:
     """Publish as a Prefect deployment (against PREFECT_API_URL, else the standing local
     server, started if needed); returns the deployment id. Registers the challenge first if needed."""
     from ppipe.orchestration import deploy as deployments, server
 
     with server.connect():
         return deployments.deploy(challenge, work_pool=work_pool, ledger=ledger)
+
+
+def write_prefect_yaml(path: Path | None = None) -> Path:
+    """Write prefect.yaml from deployments/*.yaml (for ``prefect deploy --all``); returns its path."""
+    from ppipe.orchestration import deploy as deployments
+
+    return deployments.write_prefect_yaml(path)
+
+
+def deployment_name(challenge: str) -> str:
+    """``<flow name>/<challenge>``, as Prefect names the challenge's deployment."""
+    from ppipe.orchestration.deploy import deployment_name as name
+
+    return name(challenge)
+
+
+def _schedule_change(name: str, action: str, ledger: Ledger | None) -> bool:
+    from ppipe.orchestration import deploy as deployments, server
+
+    with server.connect():
+        return getattr(deployments, action)(name, ledger=ledger)
+
+
+def pause(name: str, *, ledger: Ledger | None = None) -> bool:
+    """Pause deliveries and the deployment's schedule; returns whether the challenge has a deployment."""
+    return _schedule_change(name, "pause", ledger)
+
+
+def resume(name: str, *, ledger: Ledger | None = None) -> bool:
+    """Resume a paused challenge and its schedule (overdue releases go out at the next run)."""
+    return _schedule_change(name, "resume", ledger)
+
+
+def cancel(name: str, *, ledger: Ledger | None = None) -> bool:
+    """Cancel for good (no more deliveries) and pause the schedule."""
+    return _schedule_change(name, "cancel", ledger)
+
+
+def run(name: str, *, now: datetime | str | None = None, release: int | None = None, listener=None,
+        quiet: bool = False):
+    """Run the dispatch flow once, here: deliver what is due at ``now`` (default: the current
+    time), or release ``release`` whenever it is scheduled. Returns the FlowRun (id, UI address,
+    whether it failed and why); ``listener(release, step, detail)`` sees each step."""
+    from ppipe.orchestration.runs import run_here
+
+    if isinstance(now, str):
+        try:
+            now = parse_time(now)
+        except ValueError as exc:
+            raise SpecError("--now", str(exc)) from None
+    if release is not None and release < 0:
+        raise SpecError("--release", "must be a release index (0 or more)")
+    return run_here(name, now=now, release=release, listener=listener, quiet=quiet)
+
+
+def verify(name: str, *, ledger: Ledger | None = None):
+    """Check every delivered release (exists, size, sha256) and that releases add up to the source."""
+    from ppipe.delivery.verify import verify as check
+
+    return check(name, ledger)
+
+
+def demo(out: Path = Path("out"), *, timeout: float = 240, announce=lambda line: None,
+         progress=lambda delivered, failed: None):
+    """The example challenge, six releases 10s apart, delivered by a Prefect worker to ``out``."""
+    from ppipe.orchestration.demo import run_demo
+
+    return run_demo(out, timeout=timeout, announce=announce, progress=progress)
+
+
+def prefect_ui() -> str:
+    """The address of the Prefect UI in use (PREFECT_API_URL's, else the standing local server's)."""
+    from ppipe.orchestration import server
+
+    return server.ui_url(server.ensure_api())
+
+
+def server_start(port: int | None = None):
+    """Start the local Prefect server in the background (or reuse the one that answers)."""
+    from ppipe.orchestration import server
+
+    return server.start(port)
+
+
+def server_stop(port: int | None = None) -> bool:
+    """Stop the local Prefect server ppipe started; False if ppipe started none on that port."""
+    from ppipe.orchestration import server
+
+    return server.stop(port)
+
+
+def server_status(port: int | None = None):
+    """Whether the local Prefect server answers, and whether ppipe started it."""
+    from ppipe.orchestration import server
+
+    return server.status(port)
+
+
+def worker(pool: str | None = None) -> None:
+    """Serve the deployments in the foreground: a Prefect process worker on the work pool (replaces this process)."""
+    from ppipe.orchestration import server
+
+    server.exec_worker(pool)

@@ -9,6 +9,7 @@ run) may be taken over.
 
 from __future__ import annotations
 
+import importlib
 import uuid
 from datetime import datetime, timedelta, timezone
 from typing import Any, Iterable
@@ -137,14 +138,31 @@ class GrantApplication(SQLModel, table=True):
     applied_at: datetime = _when(default_factory=utcnow)
 
 
+def by_release(rows: Iterable[ReleaseRecord]) -> list[list[ReleaseRecord]]:
+    """Release rows grouped by release (one row per destination), in the order first seen."""
+    groups: dict[int, list[ReleaseRecord]] = {}
+    for row in rows:
+        groups.setdefault(row.index, []).append(row)
+    return list(groups.values())
+
+
 # --- engine --------------------------------------------------------------------------------
 
 
+#: Modules that add their own tables to the ledger (SQLModel ``table=True`` classes on the
+#: same metadata), e.g. ``"ppipe.participants.records"``. They are imported before the tables
+#: are created, so a ledger opened from anywhere has every table. Add yours here.
+TABLE_MODULES: list[str] = []
+
+
+def _import_table_modules() -> None:
+    for name in TABLE_MODULES:
+        importlib.import_module(name)
+
+
 def make_engine(url: str | None = None) -> Engine:
-    url = url or settings.database_url()
-    scheme = url.split(":", 1)[0].lower()
-    if scheme in ("postgres", "postgresql"):  # psycopg 3 (the driver we ship), whatever SQLAlchemy's default
-        url = "postgresql+psycopg" + url[len(scheme):]
+    url = settings.psycopg_url(url or settings.database_url())
+    _import_table_modules()
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)

@@ -1,4 +1,8 @@
-"""Where ppipe keeps its things, from the environment, with embedded defaults."""
+"""Every ``PPIPE_*`` environment variable ppipe reads: typed, documented, with its default.
+
+Nothing else in ppipe reads a ``PPIPE_*`` variable; ``ppipe --help`` lists :data:`ENVIRONMENT`.
+Values are read at each call (not at import), so a changed environment takes effect.
+"""
 
 from __future__ import annotations
 
@@ -17,7 +21,24 @@ ENVIRONMENT = {
     "PPIPE_PREFECT_PORT": "port of the local Prefect server (default 4200)",
     "PPIPE_CLAIM_LEASE": "seconds a claim on a release holds unless renewed (default 300)",
     "PPIPE_CONNECT_TIMEOUT": "seconds to wait for a storage endpoint (default 10)",
+    "PPIPE_RETRY_DEADLINE": "seconds one GCS bucket/IAM call may spend retrying (default 60)",
+    "PPIPE_DRIVE_SERVICE_ACCOUNT_FILE": "Google service-account key file for Drive destinations "
+    "(else GOOGLE_APPLICATION_CREDENTIALS)",
 }
+
+
+def _seconds(name: str, default: float) -> float:
+    """A positive number of seconds from ``name``; ConfigError naming the variable otherwise."""
+    text = (os.environ.get(name) or "").strip()
+    if not text:
+        return default
+    try:
+        value = float(text)
+    except ValueError:
+        raise ConfigError(f"{name}: {text!r} is not a number of seconds") from None
+    if value <= 0:
+        raise ConfigError(f"{name}: {text!r} must be greater than zero")
+    return value
 
 
 def home() -> Path:
@@ -34,8 +55,7 @@ def database_url() -> str:
         return f"sqlite:///{home() / 'ledger.db'}"
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("postgres"):
-        # Use psycopg 3 (the driver we ship) whatever the URL's spelling.
-        return "postgresql+psycopg" + url[len(scheme):]
+        return psycopg_url(url)
     if scheme == "sqlite":
         if url in ("sqlite://", "sqlite:///:memory:") or ":memory:" in url:
             raise ConfigError("PPIPE_DATABASE_URL: an in-memory SQLite ledger would forget everything; give a file path")
@@ -45,6 +65,13 @@ def database_url() -> str:
     )
 
 
+def psycopg_url(url: str) -> str:
+    """A PostgreSQL URL for psycopg 3 (the driver we ship), whatever its spelling
+    (``postgres://``, ``postgresql://``); an explicit driver (``postgresql+...://``) stays."""
+    scheme = url.split(":", 1)[0].lower()
+    return "postgresql+psycopg" + url[len(scheme):] if scheme in ("postgres", "postgresql") else url
+
+
 def claim_lease() -> timedelta:
     """How long a claim on a release holds unless renewed (``PPIPE_CLAIM_LEASE`` seconds, default 300).
 
@@ -52,7 +79,30 @@ def claim_lease() -> timedelta:
     long a release stays stuck after its run died; temporary files older than a lease
     belong to no live run and may be cleaned up.
     """
-    return timedelta(seconds=float(os.environ.get("PPIPE_CLAIM_LEASE") or 300))
+    return timedelta(seconds=_seconds("PPIPE_CLAIM_LEASE", 300))
+
+
+def connect_timeout() -> float:
+    """Seconds to wait for a storage endpoint to accept a connection (``PPIPE_CONNECT_TIMEOUT``, default 10)."""
+    return _seconds("PPIPE_CONNECT_TIMEOUT", 10)
+
+
+def retry_deadline() -> float:
+    """Seconds one GCS bucket/IAM call may spend in its client's retries (``PPIPE_RETRY_DEADLINE``, default 60)."""
+    return _seconds("PPIPE_RETRY_DEADLINE", 60)
+
+
+def prefect_port() -> int:
+    """Port of the local Prefect server (``PPIPE_PREFECT_PORT``, default 4200)."""
+    text = os.environ.get("PPIPE_PREFECT_PORT") or "4200"
+    if not text.isdigit() or not 0 < int(text) < 65536:
+        raise ConfigError(f"PPIPE_PREFECT_PORT: {text!r} is not a TCP port (1-65535)")
+    return int(text)
+
+
+def drive_key_file() -> str | None:
+    """``PPIPE_DRIVE_SERVICE_ACCOUNT_FILE``, if set (Drive also looks at GOOGLE_APPLICATION_CREDENTIALS)."""
+    return os.environ.get("PPIPE_DRIVE_SERVICE_ACCOUNT_FILE") or None
 
 
 def work_pool() -> str:

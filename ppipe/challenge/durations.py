@@ -1,9 +1,13 @@
-"""Durations as organisers write them: ``"90s"``, ``"6h"``, ``"1d"``, ``"1h30m"``, ISO 8601 or seconds."""
+"""Durations and times as organisers write them.
+
+Durations: ``"90s"``, ``"6h"``, ``"1d"``, ``"1h30m"``, ISO 8601 or seconds. Times: ISO 8601
+with a timezone (a naive time is refused, never guessed).
+"""
 
 from __future__ import annotations
 
 import re
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from pydantic import TypeAdapter
@@ -51,3 +55,16 @@ def positive_duration(value: Any, what: str) -> timedelta:
     if delta <= timedelta(0):
         raise ValueError(f"{what} must be greater than zero")
     return delta
+
+
+def parse_time(value: Any) -> datetime:
+    """An aware datetime from ISO 8601 text (``Z`` allowed) or a datetime; ValueError saying
+    what is wrong: not a date-time, or no timezone."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an ISO 8601 date-time such as 2026-12-01T09:00:00Z") from None
+    if isinstance(value, datetime) and value.tzinfo is None:
+        raise ValueError("has no timezone: write it with one, such as 2026-12-01T09:00:00Z or +01:00")
+    return value

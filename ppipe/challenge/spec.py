@@ -27,7 +27,7 @@ from pydantic import (
 )
 
 from ppipe import naming
-from ppipe.challenge.durations import format_duration, parse_duration, positive_duration
+from ppipe.challenge.durations import format_duration, parse_duration, parse_time, positive_duration
 from ppipe.challenge.planning import PlannedRelease, plan
 from ppipe.challenge.secrets import no_secret_options
 from ppipe.destinations import registry
@@ -140,17 +140,7 @@ class Schedule(Model):
     @field_validator("start", mode="before")
     @classmethod
     def _aware_only(cls, value: Any) -> Any:
-        if isinstance(value, datetime) and value.tzinfo is None:
-            raise ValueError("has no timezone: write it with one, such as 2026-12-01T09:00:00Z or +01:00")
-        if isinstance(value, str):
-            try:
-                parsed = datetime.fromisoformat(value.strip().replace("Z", "+00:00"))
-            except ValueError:
-                raise ValueError(f"{value!r} is not an ISO 8601 date-time such as 2026-12-01T09:00:00Z") from None
-            if parsed.tzinfo is None:
-                raise ValueError("has no timezone: write it with one, such as 2026-12-01T09:00:00Z or +01:00")
-            return parsed
-        return value
+        return parse_time(value)
 
     @field_validator("every", mode="before")
     @classmethod

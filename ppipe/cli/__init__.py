@@ -1,23 +1,20 @@
-"""The ``ppipe`` command line: thin commands over ppipe's Python API.
+"""The ``ppipe`` command line: one Typer app per command group, composed here with add_typer.
 
-Every command lives in a module of this package named for what it acts on; each module
-registers its commands on :data:`app` with :func:`command`, which turns a PpipeError (or a
-validation error) into one line on stderr and exit code 2, never a traceback.
+Each group module (``challenges``, ``access``, ``runs``, ``server``, ``integrity``) holds
+thin commands over :mod:`ppipe.api`; ``common`` turns a PpipeError (or a validation error)
+into one line on stderr and exit code 2, never a traceback.
 """
 
 from __future__ import annotations
 
-import functools
-import json
 import sys
-from typing import Any, Callable
+from typing import Any
 
 import typer
-from pydantic import ValidationError
-from rich.console import Console
 from typer.core import TyperGroup
 
-from ppipe.errors import PpipeError
+from ppipe.cli import access, challenges, integrity, runs, server
+from ppipe.cli.common import err_console
 from ppipe.settings import ENVIRONMENT
 
 
@@ -46,42 +43,10 @@ app = typer.Typer(
     epilog="Environment: " + "; ".join(f"{name}: {meaning}" for name, meaning in ENVIRONMENT.items()),
     pretty_exceptions_enable=False,
 )
-console = Console(highlight=False)
-err_console = Console(stderr=True, highlight=False)
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    err_console.print(f"error: {message}", markup=False, soft_wrap=True)
-    return typer.Exit(code)
-
-
-def command(*args: Any, on: typer.Typer | None = None, **kwargs: Any) -> Callable:
-    """Register a command on :data:`app` (or the sub-app ``on``) that reports user errors as one line, exit code 2."""
-
-    def decorate(func: Callable) -> Callable:
-        @functools.wraps(func)
-        def wrapper(*a: Any, **kw: Any) -> Any:
-            try:
-                return func(*a, **kw)
-            except PpipeError as exc:
-                raise fail(str(exc), exc.exit_code) from None
-            except ValidationError as exc:
-                from ppipe.challenge.specfile import spec_error
-
-                raise fail(str(spec_error(exc))) from None
-
-        return (on or app).command(*args, **kwargs)(wrapper)
-
-    return decorate
-
-
-def print_json(document: Any) -> None:
-    sys.stdout.write(json.dumps(document, indent=2, default=str) + "\n")
+for group in (challenges.app, access.app, runs.app, integrity.app):
+    app.add_typer(group)
+app.add_typer(server.app, name="server")
 
 
 def main() -> None:
     app()
-
-
-# Importing the command modules registers their commands.
-from ppipe.cli import challenges, access, integrity, runs  # noqa: E402,F401,I001

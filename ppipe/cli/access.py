@@ -7,16 +7,17 @@ from typing import Annotated, Optional
 import typer
 
 from ppipe import api
-from ppipe.cli import command, console
 from ppipe.challenge.spec import Grant
+from ppipe.cli.common import Name, command, group, say
 
-Name = Annotated[str, typer.Argument(help="Challenge name.")]
+app = group()
+
 Service = Annotated[str, typer.Option("--service", help="s3, gcs or drive.")]
 Identity = Annotated[str, typer.Option("--identity", help="ARN / account id / IAM user, GCS member, or e-mail.")]
 Via = Annotated[Optional[str], typer.Option("--via", help="s3 only: bucket-policy (default) or iam-user-policy.")]
 
 
-@command("grant")
+@command(app, "grant")
 def grant(
     name: Name,
     service: Service,
@@ -27,11 +28,11 @@ def grant(
 ) -> None:
     """Give a participant read access on every destination of a service (no data upload)."""
     for applied in api.grant(name, Grant(service=service, identity=identity, role=role, via=via, notify=notify)):
-        console.print(f"granted {applied.grant.identity} on {applied.destination}: {applied.detail}", markup=False)
+        say(f"granted {applied.grant.identity} on {applied.destination}: {applied.detail}", wrap=True)
 
 
-@command("revoke")
+@command(app, "revoke")
 def revoke(name: Name, service: Service, identity: Identity, via: Via = None) -> None:
     """Remove a participant's access on every destination of a service."""
     for applied in api.revoke(name, Grant(service=service, identity=identity, via=via)):
-        console.print(f"revoked {applied.grant.identity} on {applied.destination}", markup=False)
+        say(f"revoked {applied.grant.identity} on {applied.destination}", wrap=True)

@@ -9,15 +9,15 @@ import typer
 from rich.table import Table
 
 from ppipe import api
-from ppipe.cli import command, console, print_json
+from ppipe.cli.common import JsonFlag, Name, command, console, group, print_json, say
 from ppipe.ledger import ChallengeRecord
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON document instead of a table.")]
+app = group()
+
 SpecFile = Annotated[Path, typer.Argument(help="Challenge file (YAML), e.g. deployments/sensors-week.yaml.")]
-Name = Annotated[str, typer.Argument(help="Challenge name.")]
 
 
-@command("plan")
+@command(app, "plan")
 def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
     """Show the releases a challenge file would make: rows, when, where. Writes nothing."""
     challenge = api.load(file)
@@ -39,12 +39,12 @@ def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
     console.print(table)
 
 
-@command("create")
+@command(app, "create")
 def create(file: SpecFile) -> None:
     """Validate a challenge file, stage its source once (counting rows) and register it in the ledger."""
     record = api.create(api.load(file))
-    console.print(f"created {record.name} ({record.id}): {record.n_rows} rows, "
-                  f"{len(record.challenge().proportions)} releases", markup=False)
+    say(f"created {record.name} ({record.id}): {record.n_rows} rows, "
+        f"{len(record.challenge().proportions)} releases", wrap=True)
 
 
 def _challenge_json(record: ChallengeRecord) -> dict:
@@ -54,7 +54,7 @@ def _challenge_json(record: ChallengeRecord) -> dict:
     }
 
 
-@command("list")
+@command(app, "list")
 def list_(json_output: JsonFlag = False) -> None:
     """List the challenges in the ledger."""
     records = api.list_challenges()
@@ -70,11 +70,10 @@ def list_(json_output: JsonFlag = False) -> None:
     console.print(table)
 
 
-@command("show")
+@command(app, "show")
 def show(name: Name, json_output: JsonFlag = False) -> None:
     """Show a challenge's releases and where each one stands, per destination."""
-    record = api.open_ledger().get(name)
-    releases = api.release_status(name)
+    record, releases = api.show(name)
     if json_output:
         print_json({**_challenge_json(record), "releases": [release.to_json() for release in releases]})
         return
@@ -90,7 +89,7 @@ def show(name: Name, json_output: JsonFlag = False) -> None:
     console.print(table)
 
 
-@command("delete")
+@command(app, "delete")
 def delete(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
@@ -100,4 +99,4 @@ def delete(
     if not yes and not typer.confirm(f"Delete challenge {name} ({record.state}, {record.n_rows} rows)?"):
         raise typer.Exit(1)
     api.delete(name)
-    console.print(f"deleted {name}", markup=False)
+    say(f"deleted {name}", wrap=True)

@@ -20,17 +20,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from ppipe.data.manifest import MANIFEST, write_manifest
+from ppipe.data.staged import StagedSource
+from ppipe.delivery.access import Applied, apply_pending
 from ppipe.destinations import Destination, open_destination
-from ppipe.errors import PpipeError
-from ppipe.ledger import Ledger, ReleaseRecord, utcnow
+from ppipe.delivery.report import Outcome, Report, error_text
+from ppipe.ledger import Ledger, ReleaseRecord, by_release, utcnow
 from ppipe.settings import claim_lease
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
 
-if TYPE_CHECKING:
-    from ppipe.delivery.access import Applied
+if TYPE_CHECKING:  # release_files brings polars: imported by the steps only when a run saves a file
     from ppipe.data.release_files import ReleaseFile
-    from ppipe.data.staging import StagedSource
 
 #: "Due" for an explicitly named release (``ppipe run --release K``): any time.
 ANY_TIME = datetime(9999, 1, 1, tzinfo=timezone.utc)
@@ -77,8 +77,6 @@ def upload(destination: Destination, file: ReleaseFile, release: str) -> Uploade
 
 def apply_grants(ledger: Ledger, challenge: Challenge, destination: Destination) -> list[Applied]:
     """Apply at ``destination`` the grants not applied there yet (or changed since)."""
-    from ppipe.delivery.access import apply_pending
-
     return apply_pending(ledger, challenge, destination)
 
 
@@ -120,59 +118,6 @@ class Due:
         row = self.rows[0]
         return PlannedRelease(row.index, row.name, row.start, row.stop, row.scheduled_at,
                               tuple(r.destination for r in self.rows))
-
-
-@dataclass(frozen=True)
-class Outcome:
-    """What happened to one release row in this run."""
-
-    index: int
-    release: str
-    destination: str
-    status: str  # delivered | failed
-    uri: str | None = None
-    error: str | None = None
-    reused: bool = False
-    attempts: int = 1
-    task_run_id: str | None = None
-
-
-@dataclass
-class Report:
-    """A run's outcomes and what it left behind."""
-
-    challenge: str
-    owner: str
-    now: datetime
-    outcomes: list[Outcome] = field(default_factory=list)
-    problems: list[str] = field(default_factory=list)  # failures outside a release (manifest, grants)
-    manifest: Path | None = None
-    finished: bool = False
-    next_due: datetime | None = None
-
-    @property
-    def delivered(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == "delivered"]
-
-    @property
-    def failed(self) -> list[Outcome]:
-        return [o for o in self.outcomes if o.status == "failed"]
-
-    @property
-    def ok(self) -> bool:
-        return not self.failed and not self.problems
-
-
-def error_text(exc: BaseException) -> str:
-    """One line saying what went wrong: ppipe's own message, else the exception's type and first line."""
-    if isinstance(exc, PpipeError):
-        text = str(exc)
-    elif isinstance(exc, TimeoutError):
-        text = f"timed out ({exc})" if str(exc) else "timed out"
-    else:
-        first = (str(exc).strip().splitlines() or [""])[0]
-        text = f"{type(exc).__name__}: {first}" if first else type(exc).__name__
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 #: ``listener(release, step, detail)``: progress for a caller that shows it (``ppipe run``).
@@ -233,11 +178,7 @@ class Dispatch:
     def due_releases(self) -> list[Due]:
         """Releases with rows due at ``now`` (or release ``K`` whenever it is scheduled), oldest first."""
         when = ANY_TIME if self.release is not None else self.now
-        rows = self.ledger.due(self.challenge.name, when, index=self.release)
-        groups: dict[int, list[ReleaseRecord]] = {}
-        for row in rows:
-            groups.setdefault(row.index, []).append(row)
-        return [Due(group) for group in groups.values()]
+        return [Due(rows) for rows in by_release(self.ledger.due(self.challenge.name, when, index=self.release))]
 
     def prepare_destinations(self) -> None:
         """Open and prepare every destination once; one that fails is remembered, the others go on."""
@@ -393,10 +334,7 @@ class Dispatch:
 
 def delivered_releases(ledger: Ledger, name: str) -> list[dict]:
     """Every release delivered to at least one destination, as manifest entries (oldest first)."""
-    by_index: dict[int, list[ReleaseRecord]] = {}
-    for row in ledger.releases(name):
-        if row.status == "delivered":
-            by_index.setdefault(row.index, []).append(row)
+    delivered = by_release(row for row in ledger.releases(name) if row.status == "delivered")
     return [
         {
             "index": rows[0].index, "name": rows[0].name, "start": rows[0].start, "stop": rows[0].stop,
@@ -405,7 +343,7 @@ def delivered_releases(ledger: Ledger, name: str) -> list[dict]:
             "delivered_at": max(r.delivered_at for r in rows).isoformat(),
             "destinations": [r.destination for r in rows],
         }
-        for _, rows in sorted(by_index.items())
+        for rows in sorted(delivered, key=lambda rows: rows[0].index)
     ]
 
 
@@ -423,67 +361,6 @@ def dispatch(ledger: Ledger, name: str, *, now: datetime | None = None, release:
     return Dispatch(ledger, ledger.challenge(name), owner=owner, now=now, release=release, listener=listener).run()
 
 
-def release_table(ledger: Ledger, name: str) -> list[dict]:
-    """Every release row with its status, for the table artifact and ``ppipe run``'s summary."""
-    return [
-        {
-            "release": row.name, "index": row.index, "rows": row.rows, "scheduled_at": row.scheduled_at.isoformat(),
-            "destination": row.destination, "status": row.status, "attempts": row.attempts,
-            "error": row.error or "", "uri": row.uri or "", "sha256": (row.sha256 or "")[:12],
-            "flow_run_id": row.flow_run_id or "", "task_run_id": row.task_run_id or "",
-        }
-        for row in ledger.releases(name)
-    ]
-
-
-# --- telling what happened -----------------------------------------------------------------
-
-
-def failure_line(report: Report) -> str:
-    """One line naming what failed in a run, for the flow's final error."""
-    parts = [f"{o.release} -> {o.destination}: {o.error}" for o in report.failed] + report.problems
-    more = f" (and {len(parts) - 1} more; see 'ppipe show {report.challenge}')" if len(parts) > 1 else ""
-    return f"{report.challenge}: {len(parts)} delivery failure(s): {parts[0]}{more}" if parts else ""
-
-
-def summary(report: Report) -> dict:
-    """A JSON-ready summary of a run (the flow's return value)."""
-    return {
-        "challenge": report.challenge, "delivered": [f"{o.release} -> {o.uri}" for o in report.delivered],
-        "failed": [f"{o.release} -> {o.destination}: {o.error}" for o in report.failed] + report.problems,
-        "manifest": str(report.manifest) if report.manifest else None, "finished": report.finished,
-        "next_due": report.next_due.isoformat() if report.next_due else None,
-    }
-
-
-def summary_markdown(ledger: Ledger, report: Report) -> str:
-    """A short markdown account: delivered in this run, failed and why, what comes next and when."""
-    lines = [f"# {report.challenge}: dispatch at {report.now.isoformat(timespec='seconds')}", ""]
-    lines.append(f"**Delivered in this run:** {len(report.delivered)} file(s)" if report.delivered
-                 else "**Delivered in this run:** nothing was due")
-    lines += [f"- {o.release} -> `{o.uri}`" + (" (already there, not re-uploaded)" if o.reused else "")
-              for o in report.delivered]
-    if report.failed or report.problems:
-        lines += ["", f"**Failed:** {len(report.failed) + len(report.problems)}"]
-        lines += [f"- {o.release} -> {o.destination}: {o.error}" for o in report.failed]
-        lines += [f"- {problem}" for problem in report.problems]
-        lines.append("Failed releases are retried by the next run.")
-    lines.append("")
-    if report.finished:
-        lines.append("**Next:** nothing: every release is delivered, the challenge is finished.")
-    elif report.next_due:
-        upcoming = [r for r in ledger.releases(report.challenge) if r.scheduled_at == report.next_due]
-        name = upcoming[0].name if upcoming else "the next release"
-        lines.append(f"**Next:** {name} at {report.next_due.isoformat(timespec='seconds')}")
-    else:
-        lines.append("**Next:** no release is scheduled later; failed ones wait for the next run.")
-    if report.manifest:
-        lines += ["", f"Manifest: `{report.manifest}`"]
-    return "\n".join(lines)
-
-
 __all__ = [
-    "Dispatch", "Due", "Outcome", "Report", "Steps", "Uploaded", "delivered_releases", "dispatch",
-    "error_text", "failure_line", "release_table", "skip_reason", "summary",
-    "summary_markdown", "watch",
+    "Dispatch", "Due", "Steps", "Uploaded", "delivered_releases", "dispatch", "skip_reason", "watch",
 ]

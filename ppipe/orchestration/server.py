@@ -30,7 +30,6 @@ from ppipe.errors import ConfigError, PpipeError
 HOST = "127.0.0.1"
 #: A log line at ERROR level, or a traceback.
 ERROR_LINE = re.compile(r"\|\s*ERROR\s*\||^\s*ERROR\b|Traceback \(most recent call last\)|CancelledError")
-DEFAULT_PORT = 4200
 
 
 @dataclass(frozen=True)
@@ -43,14 +42,16 @@ class ServerStatus:
 
     @property
     def ui_url(self) -> str:
-        return self.url.removesuffix("/api")
+        return ui_url(self.url)
+
+
+def ui_url(api: str) -> str:
+    """The Prefect UI's address for the API at ``api``."""
+    return api.rstrip("/").removesuffix("/api")
 
 
 def port() -> int:
-    text = os.environ.get("PPIPE_PREFECT_PORT") or str(DEFAULT_PORT)
-    if not text.isdigit() or not 0 < int(text) < 65536:
-        raise ConfigError(f"PPIPE_PREFECT_PORT: {text!r} is not a TCP port (1-65535)")
-    return int(text)
+    return settings.prefect_port()
 
 
 def api_url(at_port: int | None = None) -> str:
@@ -239,3 +240,16 @@ def start_worker(pool: str, *, cwd: Path, log: Path, env: dict[str, str] | None 
             start_new_session=True,
         )
     return Worker(process, log)
+
+
+def exec_worker(pool: str | None = None) -> None:
+    """Replace this process with a Prefect process worker on ``pool`` (default PPIPE_WORK_POOL),
+    against the standing server, in the project folder (where the flows are)."""
+    from ppipe.orchestration.deploy import project_root
+
+    with connect():
+        root = project_root()
+        os.chdir(root)
+        command_line = [prefect_executable(), "worker", "start", "--pool", pool or settings.work_pool(),
+                        "--type", "process"]
+        os.execvpe(command_line[0], command_line, {**os.environ, "PWD": str(root)})

@@ -29,7 +29,7 @@ from pydrive2.auth import AuthError, GoogleAuth
 from pydrive2.drive import GoogleDrive
 from pydrive2.files import ApiRequestError, GoogleDriveFile
 
-from ppipe import naming
+from ppipe import naming, settings
 from ppipe.destinations.base import Destination, GrantResult, ObjectInfo
 from ppipe.errors import ConfigError, DestinationError
 
@@ -39,7 +39,6 @@ SHA256_PROPERTY = "ppipe_sha256"
 MD5_PROPERTY = "ppipe_md5"
 DOWNLOAD_CHUNK = 8 * 1024 * 1024
 HTTP_TIMEOUT = 120  # seconds per socket operation: a stalled connection fails instead of hanging
-KEY_FILE_ENV = ("PPIPE_DRIVE_SERVICE_ACCOUNT_FILE", "GOOGLE_APPLICATION_CREDENTIALS")
 #: ppipe role -> (Drive v2 role, additionalRoles): v2 has no "commenter" role of its own.
 DRIVE_ROLES = {"reader": ("reader", []), "commenter": ("reader", ["commenter"]), "writer": ("writer", [])}
 
@@ -64,7 +63,8 @@ def key_file_path(spec) -> str:
     whose path is not a file.
     """
     places = [("service_account_file of the drive destination", spec.service_account_file)]
-    places += [(name, os.environ.get(name)) for name in KEY_FILE_ENV]
+    places += [("PPIPE_DRIVE_SERVICE_ACCOUNT_FILE", settings.drive_key_file()),
+               ("GOOGLE_APPLICATION_CREDENTIALS", os.environ.get("GOOGLE_APPLICATION_CREDENTIALS"))]
     for where, value in places:
         if value:
             path = Path(value).expanduser()

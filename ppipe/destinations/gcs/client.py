@@ -17,10 +17,10 @@ Environment: ``PPIPE_CONNECT_TIMEOUT`` (seconds, default 10) bounds each connect
 
 from __future__ import annotations
 
-import os
 from functools import cached_property
 from pathlib import Path
 
+from ppipe import settings
 from ppipe.destinations.gcs import credentials
 from ppipe.destinations.gcs.spec import check_member
 from ppipe.destinations.base import GrantResult
@@ -33,13 +33,13 @@ SHA256_KEY = "sha256"  # custom object metadata key
 
 
 def _timeouts() -> tuple[float, float]:
-    return float(os.environ.get("PPIPE_CONNECT_TIMEOUT") or 10), 60.0
+    return settings.connect_timeout(), 60.0
 
 
 def _retry():
     from google.cloud.storage.retry import DEFAULT_RETRY
 
-    return DEFAULT_RETRY.with_timeout(float(os.environ.get("PPIPE_RETRY_DEADLINE") or 60))
+    return DEFAULT_RETRY.with_timeout(settings.retry_deadline())
 
 
 class GcsBucket(BucketPrefix):

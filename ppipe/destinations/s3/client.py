@@ -45,10 +45,6 @@ CREDENTIAL_CODES = {
 }
 
 
-def connect_timeout() -> float:
-    return float(os.environ.get("PPIPE_CONNECT_TIMEOUT") or 10)
-
-
 def _client_error(exc: BaseException):
     """The botocore ClientError behind ``exc`` (s3fs wraps them in OSError), or None."""
     from botocore.exceptions import ClientError
@@ -89,7 +85,7 @@ class S3Bucket(BucketPrefix):
     def _config(self):
         from botocore.config import Config
 
-        return Config(connect_timeout=connect_timeout(), read_timeout=60)
+        return Config(connect_timeout=settings.connect_timeout(), read_timeout=60)
 
     @cached_property
     def fs(self):
@@ -98,7 +94,7 @@ class S3Bucket(BucketPrefix):
         return s3fs.S3FileSystem(
             **self.access.s3fs_kwargs(), endpoint_url=self.spec.endpoint_url, skip_instance_cache=True,
             client_kwargs={"region_name": self.region},
-            config_kwargs={"connect_timeout": connect_timeout(), "read_timeout": 60},
+            config_kwargs={"connect_timeout": settings.connect_timeout(), "read_timeout": 60},
         )
 
     @cached_property

@@ -1,0 +1,110 @@
+"""The demo: the example challenge on a compressed schedule, delivered by a real Prefect worker.
+
+Starts (or reuses) the local Prefect server, replaces an older demo challenge, deploys it,
+runs a process worker until the last release is delivered, and reports what happened.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+from typing import Callable
+from uuid import UUID
+
+from ppipe import settings
+from ppipe.challenge.spec import Challenge
+from ppipe.challenge.specfile import load_challenge, parse_challenge
+from ppipe.data.manifest import MANIFEST
+from ppipe.delivery import challenges
+from ppipe.ledger import Ledger
+from ppipe.orchestration import deploy, server
+
+DEMO_NAME = "sensors-demo"
+RELEASES, EVERY = 6, 10
+
+#: ``progress(delivered indexes, whether some failed)``: called about once a second while the demo waits.
+Progress = Callable[[list[int], bool], None]
+
+
+@dataclass
+class DemoResult:
+    """What the demo did: where the releases went, where to look, and what went wrong."""
+
+    folder: Path
+    ui_url: str
+    worker_log: Path
+    finished: bool
+    files: list[str] = field(default_factory=list)
+    manifest: Path | None = None
+    problems: list[str] = field(default_factory=list)  # the worker's error lines
+
+    @property
+    def ok(self) -> bool:
+        return self.finished and not self.problems
+
+
+def demo_challenge(out: Path, *, start: datetime, releases: int = RELEASES, every: int = EVERY) -> Challenge:
+    """The example challenge (deployments/sensors-week.yaml's dataset) on a compressed schedule."""
+    base = load_challenge(settings.deployments_dir() / "sensors-week.yaml")
+    spec = base.to_spec()
+    spec.pop("id", None)
+    spec.update(
+        name=DEMO_NAME, description=f"{base.description} Demo: {releases} releases {every}s apart.",
+        releases=releases, schedule={"start": start.isoformat(), "every": f"{every}s"},
+        destinations=[{"kind": "local", "path": str(out)}],
+        delivery={"retries": 2, "retry_delay": "1s", "timeout": "2m"},
+    )
+    return parse_challenge(spec, file="demo")
+
+
+def run_demo(out: Path, *, timeout: float = 240, announce: Callable[[str], None] = lambda line: None,
+             progress: Progress = lambda delivered, failed: None) -> DemoResult:
+    """Deploy the demo challenge and serve it with a worker until finished (or ``timeout`` seconds)."""
+    out = out.resolve()
+    out.mkdir(parents=True, exist_ok=True)
+    with server.connect() as url:
+        ledger = challenges.open_ledger()
+        if ledger.exists(DEMO_NAME):
+            challenges.delete(DEMO_NAME, ledger=ledger)
+        shutil.rmtree(out / DEMO_NAME, ignore_errors=True)  # the demo's own folder, from an earlier demo
+        start = (datetime.now(timezone.utc) + timedelta(seconds=20)).replace(microsecond=0)
+        challenge = demo_challenge(out, start=start)
+        record = challenges.create(challenge, ledger=ledger)
+        announce(f"created {DEMO_NAME}: {record.n_rows} rows in {RELEASES} releases, the first at "
+                 f"{start.isoformat()}, then every {EVERY}s -> {out / DEMO_NAME}")
+        deployment_id = deploy.deploy(challenge, ledger=ledger)
+        announce(f"deployed {deploy.deployment_name(DEMO_NAME)}; starting a worker on pool {settings.work_pool()}")
+        worker = server.start_worker(settings.work_pool(), cwd=deploy.project_root(),
+                                     log=settings.home() / "demo-worker.log")
+        try:
+            finished = _follow(ledger, timeout, progress)
+            deploy.wait_settled(deployment_id, timeout=60)  # let the last runs end before the worker stops
+        finally:
+            worker.stop()
+    return _result(out, url, deployment_id, worker, finished)
+
+
+def _follow(ledger: Ledger, timeout: float, progress: Progress) -> bool:
+    """Report delivered releases as they arrive; True when the challenge is finished in time."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        rows = ledger.releases(DEMO_NAME)
+        progress(sorted({row.index for row in rows if row.status == "delivered"}),
+                 any(row.status == "failed" for row in rows))
+        if ledger.get(DEMO_NAME).state == "finished":
+            return True
+        time.sleep(1)
+    return False
+
+
+def _result(out: Path, url: str, deployment_id: UUID, worker: server.Worker, finished: bool) -> DemoResult:
+    folder = out / DEMO_NAME
+    manifest = folder / MANIFEST
+    return DemoResult(
+        folder=folder, ui_url=f"{server.ui_url(url)}/deployments/deployment/{deployment_id}", worker_log=worker.log,
+        finished=finished, files=sorted(p.name for p in folder.iterdir()) if folder.is_dir() else [],
+        manifest=manifest if manifest.is_file() else None, problems=worker.problems(),
+    )
