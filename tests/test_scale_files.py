@@ -38,7 +38,7 @@ def _load_yaml(name: str) -> dict:
 @pytest.fixture(scope="module")
 def default_template(prefect_server) -> dict:
     """What ``prefect work-pool get-default-base-job-template --type kubernetes`` prints (run for real)."""
-    from ppipe import server
+    from ppipe.orchestration import server
 
     env = {**server.server_environment(), "PREFECT_API_URL": prefect_server}
     out = subprocess.run(
