@@ -35,10 +35,20 @@ class BucketDestination(DestinationSpec):
     endpoint_url: str | None = Field(default=None, description="For compatible stores, emulators and test servers.")
     prefix: str | None = Field(default=None, description="Key prefix for this challenge; defaults to its name.")
 
+    @field_validator("bucket")
+    @classmethod
+    def _bucket(cls, bucket: str | None) -> str | None:
+        return None if bucket is None else cls.check_bucket(bucket)
+
     @field_validator("prefix")
     @classmethod
     def _prefix(cls, prefix: str | None) -> str | None:
         return None if prefix is None else naming.check_prefix(prefix)
+
+    @classmethod
+    def check_bucket(cls, name: str) -> str:
+        """``name`` if the provider accepts it as a bucket name; ValueError saying why otherwise."""
+        raise NotImplementedError
 
     def bucket_for(self, challenge: str) -> str:
         return self.bucket or derive_bucket(challenge)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import ConfigDict, Field, field_validator
+from pydantic import ConfigDict, Field
 
 from ppipe import naming
 from ppipe.destinations.bucket import BucketDestination
@@ -51,10 +51,9 @@ class GcsDestination(BucketDestination):
 
     model_config = ConfigDict(populate_by_name=True)
 
-    @field_validator("bucket")
     @classmethod
-    def _bucket(cls, bucket: str | None) -> str | None:
-        return None if bucket is None else check_gcs_bucket(bucket)
+    def check_bucket(cls, name: str) -> str:
+        return check_gcs_bucket(name)
 
     @classmethod
     def check_identity(cls, identity: str, via: str | None = None) -> str:

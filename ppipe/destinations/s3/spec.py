@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field
 
 from ppipe import naming
 from ppipe.destinations.bucket import BucketDestination
@@ -60,10 +60,9 @@ class S3Destination(BucketDestination):
         default=None, description="Name of a Prefect block holding the AWS keys (see ppipe.orchestration.blocks)."
     )
 
-    @field_validator("bucket")
     @classmethod
-    def _bucket(cls, bucket: str | None) -> str | None:
-        return None if bucket is None else check_s3_bucket(bucket)
+    def check_bucket(cls, name: str) -> str:
+        return check_s3_bucket(name)
 
     @classmethod
     def check_identity(cls, identity: str, via: str | None = None) -> str:
