@@ -1,12 +1,16 @@
 """Column types of a staged source: kept as text, declared, or inferred over every row.
 
-Used when text (CSV/TSV) is converted to a typed format (Parquet, JSON, NDJSON); the
-manifest says which type each column got and where it came from.
+Text kept as text: every column "string" from the "source". Text converted to a typed
+format (Parquet, JSON, NDJSON): declared types, the others inferred over *all* rows; a
+declared type that some value does not fit is a SourceError at staging rather than a failed
+release later. Typed sources (Parquet, JSON, NDJSON) keep their types unless declared. The
+manifest says which type each column got and where it came from. Staging writes the values
+in these types (:class:`TypePlan`), so a release only reads and writes them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Protocol
 
 import polars as pl
@@ -14,7 +18,6 @@ import polars as pl
 from ppipe.data import sources
 from ppipe.errors import SourceError
 from ppipe.challenge.spec import Challenge, Source
-from ppipe.data.shuffle import STAGED_ROW_ID
 
 
 class TypedColumns(Protocol):
@@ -22,6 +25,7 @@ class TypedColumns(Protocol):
 
     columns: dict[str, str]
     types_origin: dict[str, str]
+
 
 TYPE_DTYPES = {
     "string": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean,
@@ -32,29 +36,6 @@ TYPE_DTYPES = {
 def needs_types(challenge: Challenge) -> bool:
     """True when text (CSV/TSV) is converted to a typed format, so column types must be chosen."""
     return challenge.source.format in sources.TEXT_FORMATS and challenge.output.format != "csv"
-
-
-def column_types(challenge: Challenge, staged_path: Path) -> tuple[dict[str, str], dict[str, str]]:
-    """(column -> type name as delivered, column -> "source" | "inferred" | "declared").
-
-    Text kept as text: every column "string" from the "source". Text converted: declared
-    types, others inferred over *all* staged rows (one streaming pass); a declared type that
-    some value does not fit is a SourceError now rather than a failed release later. Typed
-    sources (Parquet, JSON, NDJSON) keep their types unless declared.
-    """
-    schema = pl.scan_parquet(staged_path).collect_schema()
-    names = [n for n in schema.names() if n != STAGED_ROW_ID]
-    declared = challenge.source.column_types
-    if challenge.source.format in sources.TEXT_FORMATS and not needs_types(challenge):
-        return {n: "string" for n in names}, {n: "source" for n in names}
-    if challenge.source.format not in sources.TEXT_FORMATS:
-        _check_declared(challenge.source, staged_path, declared, text=False)
-        columns = {n: declared.get(n) or type_name(schema[n]) for n in names}
-        return columns, {n: "declared" if n in declared else "source" for n in names}
-    _check_declared(challenge.source, staged_path, declared, text=True)
-    inferred = _infer_text_types(staged_path, [n for n in names if n not in declared])
-    columns = {n: declared.get(n) or inferred[n] for n in names}
-    return columns, {n: "declared" if n in declared else "inferred" for n in names}
 
 
 def type_name(dtype: pl.DataType) -> str:
@@ -106,47 +87,126 @@ def _misfits(column: str, type_name: str) -> pl.Expr:
     return bad.sum().alias(f"{column}\x00{type_name}")
 
 
-def _infer_text_types(staged_path: Path, names: list[str]) -> dict[str, str]:
+# --- the types, planned before the one staging pass -------------------------------------------
+
+SAMPLE_ROWS = 10_000  # rows the candidate types are inferred on before the full pass checks them
+_CONVERTED = "\x00ppipe_typed\x00"  # prefix of a converted column while its source column is still needed
+
+
+@dataclass(frozen=True)
+class TypePlan:
+    """The delivered types, applied while staging (``conversions``), and the one-row
+    aggregate (``checks``, computed in the same pass) that says whether the plan holds.
+
+    Inference over every row is done as "infer on a sample, check on all": a type that does
+    not fit the sample does not fit all rows, so the first type fitting the sample is the
+    first fitting all rows exactly when its misfit count over all rows is 0. Only when a
+    check fails is the source inferred again over every row (:func:`full_plan`).
+    """
+
+    columns: dict[str, str]
+    origin: dict[str, str]
+    conversions: dict[str, pl.Expr] = field(default_factory=dict)
+    checks: list[pl.Expr] = field(default_factory=list)
+
+    def apply(self, lf: pl.LazyFrame) -> tuple[pl.LazyFrame, pl.LazyFrame | None]:
+        """(the rows in their delivered types, the checks' one-row frame or None): both over
+        one converted frame, so that a read computing both converts each value once."""
+        if not self.conversions:
+            return lf, lf.select(self.checks) if self.checks else None
+        wide = lf.with_columns(expr.alias(_CONVERTED + n) for n, expr in self.conversions.items())
+        names = lf.collect_schema().names()
+        out = wide.select(pl.col(_CONVERTED + n).alias(n) if n in self.conversions else pl.col(n) for n in names)
+        return out, wide.select(self.checks) if self.checks else None
+
+    def failures(self, counts: dict[str, int]) -> tuple[dict[str, int], bool]:
+        """(declared column -> values not fitting, whether an inferred type failed its check)."""
+        declared = {k.split("\x00")[0]: v for k, v in counts.items() if k.endswith("\x00declared") and v}
+        inferred = any(v for k, v in counts.items() if not k.endswith("\x00declared"))
+        return declared, inferred
+
+
+def plan_types(challenge: Challenge, lf: pl.LazyFrame) -> TypePlan:
+    """The types the staged copy is written in (the rules are in the module's docstring)."""
+    schema = lf.collect_schema()
+    names = list(schema.names())
+    declared = challenge.source.column_types
+    if challenge.source.format not in sources.TEXT_FORMATS:
+        columns = {n: declared.get(n) or type_name(schema[n]) for n in names}
+        origin = {n: "declared" if n in declared else "source" for n in names}
+        conversions = {n: pl.col(n).cast(TYPE_DTYPES[t], strict=False) for n, t in declared.items()}
+        checks = [(pl.col(n).is_not_null() & pl.col(_CONVERTED + n).is_null()).sum().alias(f"{n}\x00declared")
+                  for n in declared]
+        return TypePlan(columns, origin, conversions, checks)
+    if not needs_types(challenge):
+        return TypePlan({n: "string" for n in names}, {n: "source" for n in names})
+    candidates = _candidates(lf.head(SAMPLE_ROWS), [n for n in names if n not in declared])
+    checks = [_converted_misfits(n, t).alias(f"{n}\x00declared") for n, t in declared.items() if t != "string"]
+    for n, t in candidates.items():
+        if t is None:  # nothing in the sample: "string" holds only if nothing anywhere
+            checks.append(_present(n).sum().alias(f"{n}\x00present"))
+        elif t != "string":
+            checks.append(_converted_misfits(n, t).alias(f"{n}\x00{t}"))
+    return _text_plan(names, {**{n: t or "string" for n, t in candidates.items()}, **declared}, declared, checks)
+
+
+def full_plan(challenge: Challenge, lf: pl.LazyFrame) -> TypePlan:
+    """The plan from inference over every row (one extra streaming pass): used when a
+    sampled type failed its check. Declared types have passed theirs by then."""
+    names = list(lf.collect_schema().names())
+    declared = challenge.source.column_types
+    inferred = _candidates(lf, [n for n in names if n not in declared])
+    return _text_plan(names, {**{n: t or "string" for n, t in inferred.items()}, **declared}, declared, [])
+
+
+def declared_misfit_error(source: Source, bad: dict[str, int]) -> SourceError:
+    detail = ", ".join(f"{n} ({c} values are not {source.column_types[n]})" for n, c in bad.items())
+    return SourceError(sources.display_url(source), f"does not fit source.column_types: {detail}")
+
+
+def staged_casts(staged: TypedColumns, text_source: bool, schema: pl.Schema) -> list[pl.Expr]:
+    """Expressions turning the columns of a staged copy into their delivered types, for the
+    columns staged in another type (a copy staged before types were applied while staging)."""
+    exprs = []
+    for name, type_name_ in staged.columns.items():
+        if staged.types_origin[name] == "source" or schema[name] == TYPE_DTYPES[type_name_]:
+            continue
+        if text_source and schema[name] == pl.String:
+            exprs.append(text_to(name, type_name_).alias(name))
+        elif not text_source:
+            exprs.append(pl.col(name).cast(TYPE_DTYPES[type_name_]).alias(name))
+    return exprs
+
+
+def _text_plan(names: list[str], types: dict[str, str], declared: dict[str, str], checks: list[pl.Expr]) -> TypePlan:
+    columns = {n: types[n] for n in names}
+    origin = {n: "declared" if n in declared else "inferred" for n in names}
+    conversions = {n: text_to(n, t) for n, t in columns.items() if t != "string"}
+    return TypePlan(columns, origin, conversions, checks)
+
+
+def _present(column: str) -> pl.Expr:
+    return pl.col(column).is_not_null() & (pl.col(column) != "")
+
+
+def _converted_misfits(column: str, type_name_: str) -> pl.Expr:
+    """As :func:`_misfits`, from the column converted beside it (no second conversion)."""
+    bad = _present(column) & pl.col(_CONVERTED + column).is_null()
+    if type_name_ in ("int", "float"):
+        bad = bad | (_present(column) & pl.col(column).str.contains(_INT_LIKE_WITH_LEADING_ZERO))
+    return bad.sum()
+
+
+def _candidates(lf: pl.LazyFrame, names: list[str]) -> dict[str, str | None]:
+    """Per column, the first type fitting every value of ``lf`` ("string" if none does),
+    None if ``lf`` has no value in that column."""
     if not names:
         return {}
     checks = [_misfits(n, t) for n in names for t in INFERENCE_ORDER]
-    checks += [(pl.col(n).is_not_null() & (pl.col(n) != "")).sum().alias(f"{n}\x00present") for n in names]
-    counts = pl.scan_parquet(staged_path).select(checks).collect(engine="streaming").row(0, named=True)
-    result = {}
+    checks += [_present(n).sum().alias(f"{n}\x00present") for n in names]
+    counts = lf.select(checks).collect(engine="streaming").row(0, named=True)
+    result: dict[str, str | None] = {}
     for n in names:
         fits = [t for t in INFERENCE_ORDER if counts[f"{n}\x00{t}"] == 0]
-        result[n] = fits[0] if fits and counts[f"{n}\x00present"] > 0 else "string"
+        result[n] = (fits[0] if fits else "string") if counts[f"{n}\x00present"] > 0 else None
     return result
-
-
-def _check_declared(source: Source, staged_path: Path, declared: dict[str, str], text: bool) -> None:
-    if not declared:
-        return
-    lf = pl.scan_parquet(staged_path)
-    if text:
-        checks = [_misfits(n, t).alias(n) for n, t in declared.items()]
-    else:
-        checks = [
-            (pl.col(n).is_not_null() & pl.col(n).cast(TYPE_DTYPES[t], strict=False).is_null()).sum().alias(n)
-            for n, t in declared.items()
-        ]
-    with sources.source_errors(source, "checking source.column_types"):
-        counts = lf.select(checks).collect(engine="streaming").row(0, named=True)
-    bad = {n: c for n, c in counts.items() if c}
-    if bad:
-        detail = ", ".join(f"{n} ({c} values are not {declared[n]})" for n, c in bad.items())
-        raise SourceError(sources.display_url(source), f"does not fit source.column_types: {detail}")
-
-
-def declared_or_inferred_cast(staged: TypedColumns, text_source: bool) -> list[pl.Expr]:
-    """Expressions turning staged columns into their delivered types (identity for kept columns)."""
-    exprs = []
-    for name, type_name in staged.columns.items():
-        origin = staged.types_origin[name]
-        if origin == "source":
-            exprs.append(pl.col(name))
-        elif text_source:
-            exprs.append(text_to(name, type_name).alias(name))
-        else:
-            exprs.append(pl.col(name).cast(TYPE_DTYPES[type_name]).alias(name))
-    return exprs

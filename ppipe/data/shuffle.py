@@ -1,69 +1,84 @@
-"""A seeded shuffle of a Parquet file in bounded memory (staging's ``output.shuffle``)."""
+"""A seeded shuffle in bounded memory (staging's ``output.shuffle``).
+
+The order depends only on the seed and the row count (numpy's PCG64 stream): a two-pass
+external shuffle (Rao 1961 / Sandelius), each row to a random bucket, each bucket permuted.
+The positions are drawn first (:func:`shuffled_positions`), so polars places the rows in
+two streaming passes (:func:`sink_shuffled`). Hand-written: neither polars nor pyarrow
+offers a bounded-memory seeded shuffle.
+"""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
-if TYPE_CHECKING:  # pyarrow is imported when a shuffle runs (it costs ~50 ms)
-    import pyarrow as pa
-    import pyarrow.parquet as pq
+if TYPE_CHECKING:  # polars is imported when a shuffle runs
+    import polars as pl
 
 STAGED_ROW_ID = "__ppipe_row_id"  # original row number, stored only in a shuffled copy
 SHUFFLE_BUCKET_ROWS = 262_144  # rows held in memory at once while shuffling
 SHUFFLE_MAX_BUCKETS = 1024  # open files while shuffling; beyond it buckets grow instead
+DEST = "__ppipe_dest"  # a row's position in the shuffled copy, only while shuffling
 
 
-def shuffle_parquet(src: Path, dst: Path, seed: int, row_group: int) -> None:
-    """Write the rows of ``src`` to ``dst`` in a seeded uniformly random order, adding STAGED_ROW_ID.
+def shuffled_positions(n_rows: int, seed: int, row_group: int) -> np.ndarray:
+    """Where each of ``n_rows`` rows goes in the shuffled order: ``dest[source row]``.
 
-    Two-pass external shuffle (Rao 1961 / Sandelius): each row goes to a random bucket file,
-    then each bucket is permuted in memory and appended. Memory is one bucket (about
-    SHUFFLE_BUCKET_ROWS rows) whatever the source size; disk is one extra copy, briefly.
-    The order depends only on the seed and the row count (numpy's PCG64 stream).
-    Hand-written: neither polars nor pyarrow offers a bounded-memory seeded shuffle.
+    Bucket keys are drawn per ``row_group`` rows, then one permutation per non-empty bucket,
+    in bucket order: the order earlier versions produced by shuffling a Parquet copy, so a
+    seed gives the same order as before. 8 bytes per row.
     """
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    parquet = pq.ParquetFile(src)
-    n_rows = parquet.metadata.num_rows
     n_buckets = int(min(SHUFFLE_MAX_BUCKETS, max(1, -(-n_rows // SHUFFLE_BUCKET_ROWS))))
     rng = np.random.default_rng(seed)
-    bucket_paths = [dst.with_name(f"{dst.name}.bucket{b}") for b in range(n_buckets)]
-    writers: list[pq.ParquetWriter | None] = [None] * n_buckets
+    keys = np.concatenate(
+        [rng.integers(0, n_buckets, min(row_group, n_rows - start)) for start in range(0, n_rows, row_group)]
+    ).astype(np.uint16)  # n_buckets <= 1024; a small key sorts by radix
+    order = np.argsort(keys, kind="stable")
+    sizes = np.bincount(keys, minlength=n_buckets)
+    del keys
+    dest = np.empty(n_rows, dtype=np.int64)
+    start = 0
+    for size in sizes:
+        if size:
+            rows = order[start:start + size]
+            dest[rows[rng.permutation(size)]] = np.arange(start, start + size)
+        start += size
+    return dest
+
+
+def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group: int,
+                  also: list[pl.LazyFrame], **parquet) -> list[pl.DataFrame]:
+    """Write the rows of ``lf`` to the Parquet file ``out`` in the seeded order of
+    :func:`shuffled_positions`, adding STAGED_ROW_ID; returns the results of the ``also``
+    queries, computed in the same read of ``lf``.
+
+    Pass 1 streams the rows into files by range of destination (SHUFFLE_BUCKET_ROWS rows
+    each, at most SHUFFLE_MAX_BUCKETS); pass 2 sorts each range and appends it. Memory is
+    about one range plus 8 bytes per row; disk is one uncompressed copy, briefly.
+    """
+    import polars as pl
+
+    dest = shuffled_positions(n_rows, seed, row_group)
+    span = max(SHUFFLE_BUCKET_ROWS, -(-n_rows // SHUFFLE_MAX_BUCKETS))
+    parts = out.with_name(f"{out.name}.parts")
+    keyed = lf.with_row_index(STAGED_ROW_ID).with_columns(
+        pl.col(STAGED_ROW_ID).cast(pl.Int64),
+        pl.col(STAGED_ROW_ID).map_batches(
+            lambda index: pl.Series(dest[index.to_numpy()]), return_dtype=pl.Int64, is_elementwise=True
+        ).alias(DEST),
+    )
     try:
-        offset = 0
-        for batch in parquet.iter_batches(batch_size=row_group):
-            table = pa.Table.from_batches([batch])
-            table = table.append_column(STAGED_ROW_ID, pa.array(np.arange(offset, offset + len(table))))
-            offset += len(table)
-            keys = rng.integers(0, n_buckets, len(table))
-            order = np.argsort(keys, kind="stable")
-            cuts = np.searchsorted(keys[order], np.arange(n_buckets + 1))
-            for b in range(n_buckets):
-                if cuts[b] < cuts[b + 1]:
-                    if writers[b] is None:
-                        writers[b] = pq.ParquetWriter(bucket_paths[b], table.schema, compression="lz4")
-                    writers[b].write_table(table.take(order[cuts[b]:cuts[b + 1]]))
-        for writer in writers:
-            if writer is not None:
-                writer.close()
-        with pq.ParquetWriter(dst, _schema_with_row_id(parquet), compression="lz4") as out:
-            for b, path in enumerate(bucket_paths):
-                if writers[b] is None:
-                    continue
-                bucket = pq.read_table(path)
-                out.write_table(bucket.take(rng.permutation(len(bucket))), row_group_size=row_group)
-                path.unlink()
+        bucket = (pl.col(DEST) // span).alias("b")
+        split = keyed.sink_ipc(pl.PartitionBy(parts, key=bucket, include_key=False), compression="uncompressed",
+                               mkdir=True, lazy=True)
+        results = pl.collect_all([split, *also], engine="streaming")[1:]
+        del dest
+        ranges = [pl.scan_ipc(parts / f"b={b}" / "*", glob=True).sort(DEST).drop(DEST)
+                  for b in range(-(-n_rows // span))]
+        pl.concat(ranges).sink_parquet(out, row_group_size=row_group, **parquet)
     finally:
-        for path in bucket_paths:
-            path.unlink(missing_ok=True)
-
-
-def _schema_with_row_id(parquet: pq.ParquetFile) -> pa.Schema:
-    import pyarrow as pa
-
-    return parquet.schema_arrow.append(pa.field(STAGED_ROW_ID, pa.int64()))
+        shutil.rmtree(parts, ignore_errors=True)
+    return results

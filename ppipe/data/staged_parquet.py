@@ -17,7 +17,7 @@ from ppipe import durable
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.challenge.spec import Challenge
 from ppipe.data import sources
-from ppipe.data.column_types import declared_or_inferred_cast
+from ppipe.data.column_types import staged_casts
 from ppipe.data.shuffle import STAGED_ROW_ID
 from ppipe.data.staged import ROW_ID, Cut, StagedSource
 from ppipe.errors import SourceError
@@ -39,9 +39,9 @@ class StagedParquet(StagedSource):
     def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
         name = challenge.release_file_name(release.index)
         with sources.source_errors(challenge.source, f"cannot write {name}"):
-            _write(release_frame(challenge, self, release), challenge.output.format, out)
+            written = _write(release_frame(challenge, self, release), challenge.output.format, out)
         durable.fsync_file(out)
-        rows = _count_rows(out, challenge.output.format)
+        rows = written if written is not None else _count_rows(out, challenge.output.format)
         if rows != release.rows:
             raise SourceError(
                 sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {release.rows}"
@@ -57,7 +57,10 @@ def release_frame(challenge: Challenge, staged: StagedParquet, release: PlannedR
     """
     lf = pl.scan_parquet(staged.path).slice(release.start, release.rows)
     if challenge.output.format != "csv" or challenge.source.format not in sources.TEXT_FORMATS:
-        lf = lf.with_columns(declared_or_inferred_cast(staged, challenge.source.format in sources.TEXT_FORMATS))
+        # staging writes the delivered types; a copy staged before it did is converted here
+        casts = staged_casts(staged, challenge.source.format in sources.TEXT_FORMATS, lf.collect_schema())
+        if casts:
+            lf = lf.with_columns(casts)
     if challenge.output.row_id:
         row_id = pl.col(STAGED_ROW_ID) if staged.shuffled else pl.int_range(release.start, release.stop, dtype=pl.Int64)
         lf = lf.with_columns(row_id.alias(ROW_ID))
@@ -66,7 +69,9 @@ def release_frame(challenge: Challenge, staged: StagedParquet, release: PlannedR
     return lf
 
 
-def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> None:
+def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> int | None:
+    """Write the release; returns its row count when it is known without reading the file back
+    (a JSON array is written from a frame in memory: parsing it again would cost more than writing)."""
     if fmt == "csv":
         # null -> nothing, "" -> "" (quoted): missing and empty stay distinguishable
         lf.sink_csv(path, null_value="", quote_style="necessary")
@@ -76,9 +81,12 @@ def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> None:
         lf.sink_ndjson(path)
     elif fmt == "json":
         # polars has no streaming JSON-array writer: one release is held in memory
-        lf.collect(engine="streaming").write_json(path)
+        frame = lf.collect(engine="streaming")
+        frame.write_json(path)
+        return frame.height
     else:
         raise ValueError(f"unknown output format {fmt!r}")
+    return None
 
 
 def _count_rows(path: Path, fmt: str) -> int:

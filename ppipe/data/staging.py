@@ -29,16 +29,17 @@ import polars as pl
 
 from ppipe import durable, settings
 from ppipe.data import sources
-from ppipe.data.column_types import column_types, type_name
+from ppipe.data.column_types import TypePlan, declared_misfit_error, full_plan, plan_types, type_name
 from ppipe.errors import SourceError
 from ppipe.challenge.spec import Challenge, Source
-from ppipe.data.shuffle import shuffle_parquet
+from ppipe.data.shuffle import sink_shuffled
 from ppipe.data.staged import META, ROW_ID, StagedSource
 from ppipe.data.staged_parquet import DATA, StagedParquet
 from ppipe.data.staged_text import StagedText
 from ppipe.data.text_index import BLOCKS, INDEX, BadText, index_text
 
 ROW_GROUP = 65_536
+STAGED_COMPRESSION = "lz4"
 #: staged.json's "kind" -> the class that opens it
 KINDS: dict[str, type[StagedSource]] = {cls.kind: cls for cls in (StagedParquet, StagedText)}
 
@@ -116,35 +117,65 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             sources.discard_fetched(source)
             return staged
     tmp = folder / f".{DATA}.{uuid.uuid4().hex}.tmp"
-    shuffled_tmp = tmp.with_suffix(".shuffled")
-    try:
-        with sources.source_errors(source, "cannot stage"):
-            lf.sink_parquet(tmp, compression="lz4", row_group_size=ROW_GROUP, statistics=False)
-        import pyarrow.parquet as pq
-
-        rows = pq.ParquetFile(tmp).metadata.num_rows
-        if rows == 0:
-            raise SourceError(sources.display_url(source), "has no data rows")
-        if challenge.output.shuffle:
-            shuffle_parquet(tmp, shuffled_tmp, challenge.output.seed or 0, ROW_GROUP)
-            shuffled_tmp.replace(tmp)
-        columns, origin = column_types(challenge, tmp)
-        if sha is None:  # local, uncompressed: hash now, it is still in the page cache
-            sha = durable.file_sha256(local)[1]
-        if sources.fingerprint(source) != before:
-            raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
-        durable.fsync_file(tmp)
-        tmp.replace(folder / DATA)
-        staged = StagedParquet(
-            path=folder / DATA, rows=rows, fingerprint=before, columns=columns, types_origin=origin,
-            source_sha256=sha, shuffled=challenge.output.shuffle,
-        )
-        durable.write_json(folder / META, staged.record())
-    finally:
-        tmp.unlink(missing_ok=True)
-        shuffled_tmp.unlink(missing_ok=True)
+    with ThreadPoolExecutor(1) as pool:
+        # local, uncompressed: hashed beside the parse (hashlib releases the GIL), not after it
+        hashing = pool.submit(durable.file_sha256, local) if sha is None else None
+        try:
+            rows, plan = _write_staged(challenge, lf, tmp)
+            sha = hashing.result()[1] if hashing is not None else sha
+            if sources.fingerprint(source) != before:
+                raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
+            durable.fsync_file(tmp)
+            tmp.replace(folder / DATA)
+            staged = StagedParquet(
+                path=folder / DATA, rows=rows, fingerprint=before, columns=plan.columns, types_origin=plan.origin,
+                source_sha256=sha, shuffled=challenge.output.shuffle,
+            )
+            durable.write_json(folder / META, staged.record())
+        finally:
+            if hashing is not None:
+                hashing.cancel()
+            tmp.unlink(missing_ok=True)
     sources.discard_fetched(source)
     return staged
+
+
+def _write_staged(challenge: Challenge, lf: pl.LazyFrame, tmp: Path) -> tuple[int, TypePlan]:
+    """Write the Parquet staged copy to ``tmp`` in one read of the source: rows converted to
+    their delivered types and (``output.shuffle``) placed in the seeded order, while the same
+    read checks the planned types. Returns (rows, the plan that holds)."""
+    source = challenge.source
+    with sources.source_errors(source, "cannot stage"):
+        plan = plan_types(challenge, lf)
+        n_rows = int(lf.select(pl.len()).collect().item()) if challenge.output.shuffle else None
+        if n_rows == 0:
+            raise SourceError(sources.display_url(source), "has no data rows")
+        counts = _sink_typed(challenge, lf, plan, tmp, n_rows)
+        declared, inferred = plan.failures(counts)
+        if declared:
+            raise declared_misfit_error(source, declared)
+        if inferred:  # the sample misled: infer over every row, then write again
+            plan = full_plan(challenge, lf)
+            _sink_typed(challenge, lf, plan, tmp, n_rows)
+    import pyarrow.parquet as pq
+
+    rows = pq.ParquetFile(tmp).metadata.num_rows
+    if rows == 0:
+        raise SourceError(sources.display_url(source), "has no data rows")
+    return rows, plan
+
+
+def _sink_typed(challenge: Challenge, lf: pl.LazyFrame, plan: TypePlan, tmp: Path, n_rows: int | None) -> dict:
+    """One streaming pass: the typed (and shuffled) rows to ``tmp``; returns the plan's check counts."""
+    typed, check = plan.apply(lf)
+    checks = [check] if check is not None else []
+    options = {"compression": STAGED_COMPRESSION, "statistics": False}
+    if n_rows is not None:
+        results = sink_shuffled(typed, tmp, challenge.output.seed or 0, n_rows, ROW_GROUP, checks, **options)
+    else:
+        sink = typed.sink_parquet(tmp, row_group_size=ROW_GROUP, lazy=True, **options)
+        results = pl.collect_all([sink, *checks], engine="streaming")[1:]
+    return results[0].row(0, named=True) if results else {}
 
 
 # --- the "offsets" kind: a byte-offset index of the source's text -----------------------------
