@@ -163,7 +163,7 @@ def run_floor_path(path: Path, out: Path, spec: str) -> dict:
 
 
 def path_challenge(path: Path, spec: str, name: str = "bench"):
-    from ppipe.model import Challenge
+    from ppipe.challenge.spec import Challenge
 
     _, fmt, shuffle, row_id = json.loads(spec)
     return Challenge.model_validate({
@@ -176,7 +176,7 @@ def path_challenge(path: Path, spec: str, name: str = "bench"):
 
 def run_ppipe_path(path: Path, out: Path, spec: str) -> dict:
     """What ``ppipe create`` and the flow's runs do with the data: stage, then each release."""
-    from ppipe import release_files, staging
+    from ppipe.data import release_files, staging
 
     challenge = path_challenge(path, spec)
     t0 = time.perf_counter()
@@ -190,8 +190,8 @@ def run_ppipe_path(path: Path, out: Path, spec: str) -> dict:
 
 def run_release_path(paths: list[Path], out: Path, spec: str) -> dict:
     """Median time of one 1% release (of the smaller source) at the start and end of each source."""
-    from ppipe import release_files, staging
-    from ppipe.planning import PlannedRelease
+    from ppipe.data import release_files, staging
+    from ppipe.challenge.planning import PlannedRelease
 
     result = {}
     size = None

@@ -95,3 +95,14 @@ def test_a_seed_gives_the_order_it_always_gave(tmp_path, monkeypatch, n_rows, bu
     staged, saved = deliver(make_challenge(str(path), releases=2, output={"shuffle": True, "seed": 7, "row_id": True}))
     order = pl.concat([pl.read_csv(f.path) for f in saved])
     assert order["row_id"].to_list() == order["n"].to_list() == bucket_shuffle_order(n_rows, 7, bucket_rows)
+@pytest.mark.parametrize("late", ["2024-01-02T03:04:05", "2024-01-02 03:04:05.250", "2024-1-02 03:04:05"])
+def test_datetimes_of_another_shape_after_the_sample_keep_their_values(tmp_path, small_sample, late):
+    """Plain 'YYYY-MM-DD HH:MM:SS' in the sample takes the fast parser; any other shape later
+    sends the column back to the general one, with the same values as before."""
+    plain = ["2024-01-01 00:00:00", "2024-01-01 00:00:01", "2024-01-01 00:00:02", ""]
+    path = write_columns(tmp_path / "d.csv", {"t": plain + [late]})
+    staged, saved = deliver(make_challenge(str(path), releases=1, output={"format": "parquet"}))
+    got = pl.read_parquet(saved[0].path)["t"]
+    expected = pl.DataFrame({"t": plain + [late]}).select(column_types.text_to("t", "datetime")).to_series()
+    assert staged.columns == {"t": "datetime"} and got.to_list() == expected.to_list()
+    assert got[4] is not None
