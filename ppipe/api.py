@@ -36,6 +36,7 @@ __all__ = [
     "cancel", "create", "delete", "demo", "deploy", "ensure_registered", "grant", "list_challenges", "load",
     "open_ledger", "pause", "plan", "release_status", "resume", "revoke", "run", "server_start", "server_status",
     "server_stop", "show", "verify", "worker", "write_prefect_yaml", "deployment_name", "prefect_ui",
+    "revoke_identity", "grant_status", "GrantStatus",
 ]
 
 
@@ -222,3 +223,40 @@ def worker(pool: str | None = None) -> None:
     from ppipe.orchestration import server
 
     server.exec_worker(pool)
+
+
+# --- access: who has it, and revoking however it was granted --------------------------------
+
+
+def revoke_identity(name: str, service: str, identity: str, via: str | None = None, *, ledger: Ledger | None = None):
+    """Revoke the grant of ``service`` to ``identity`` however it was made (``via`` narrows it down)."""
+    from ppipe.delivery.access import change_grant, find_grant
+
+    ledger = open_ledger(ledger)
+    return change_grant(ledger, name, find_grant(ledger, name, service, identity, via), revoke=True)
+
+
+@dataclass(frozen=True)
+class GrantStatus:
+    """One grant and where it stands at each destination of its service, for ``ppipe show``."""
+
+    record: object  # ppipe.ledger.GrantRecord
+    applications: list  # ppipe.ledger.GrantApplication, one per destination it reached
+
+    def to_json(self) -> dict:
+        record = self.record
+        return {
+            "service": record.service, "via": record.via, "identity": record.identity, "role": record.role,
+            "state": record.state,
+            "destinations": [
+                {"destination": a.destination, "state": a.state if a.version == record.version else "pending",
+                 "error": a.error, "at": a.applied_at.isoformat()}
+                for a in self.applications
+            ],
+        }
+
+
+def grant_status(name: str, *, ledger: Ledger | None = None) -> list[GrantStatus]:
+    ledger = open_ledger(ledger)
+    applications = ledger.applications(name)
+    return [GrantStatus(row, applications.get(row.id, [])) for row in ledger.grants(name, state=None)]

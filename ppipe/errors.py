@@ -39,6 +39,11 @@ class DestinationError(PpipeError):
         super().__init__(f"destination {destination}: {cause}")
 
 
+class GrantRefused(DestinationError):
+    """A grant that cannot succeed as asked (bad principal or role, a user ppipe did not make,
+    another account, a policy over the provider's size limit): terminal, never retried."""
+
+
 class ConfigError(PpipeError):
     """A setting is missing or invalid; the message lists every place that was looked at."""
 

@@ -10,11 +10,13 @@ run) may be taken over.
 from __future__ import annotations
 
 import importlib
+import time
 import uuid
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
-from typing import Any, Iterable
+from typing import Any, Iterable, Iterator
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event, func, or_, update
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event, exists, func, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
@@ -118,6 +120,9 @@ class GrantRecord(SQLModel, table=True):
     via: str | None = Field(default=None, max_length=32)
     notify: bool = False
     state: str = Field(default="active", max_length=16)  # active | revoked
+    #: Bumped by every grant/revoke: an application records the version it applied, and is
+    #: recorded only while that is still the current one (a racing revoke is never lost).
+    version: int = 1
     created_at: datetime = _when(default_factory=utcnow)
     revoked_at: datetime | None = _when(default=None)
 
@@ -134,7 +139,11 @@ class GrantApplication(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     grant_id: int = Field(foreign_key="grants.id", ondelete="CASCADE")
     destination: str = Field(max_length=1024)
-    state: str = Field(max_length=16)  # the grant state that was applied: active | revoked
+    #: what was applied: active | revoked, or failed (refused for good, see ``error``), or
+    #: applying (started, not finished: the destination may hold it, so a revoke goes there)
+    state: str = Field(max_length=16)
+    version: int = 0  # the grant version this state belongs to
+    error: str | None = None
     applied_at: datetime = _when(default_factory=utcnow)
 
 
@@ -144,6 +153,20 @@ def by_release(rows: Iterable[ReleaseRecord]) -> list[list[ReleaseRecord]]:
     for row in rows:
         groups.setdefault(row.index, []).append(row)
     return list(groups.values())
+
+
+class AccessLock(SQLModel, table=True):
+    """Who is changing the access document of one place (a bucket policy, a folder) right now.
+
+    Bucket policies and IAM policies are read-modify-write documents with no conditional write
+    on S3: every ppipe process changes one only while it holds this lease, so no update is lost.
+    """
+
+    __tablename__ = "access_locks"
+
+    scope: str = Field(primary_key=True, max_length=1024)
+    owner: str = Field(max_length=128)
+    expires_at: datetime = _when()
 
 
 # --- engine --------------------------------------------------------------------------------
@@ -170,9 +193,31 @@ def make_engine(url: str | None = None) -> Engine:
         engine = create_engine(url, pool_pre_ping=True)
     try:
         SQLModel.metadata.create_all(engine)
+        _add_missing_columns(engine)
     except Exception as exc:  # unreachable server, bad credentials, unwritable file
         raise PpipeError(f"ledger {engine.url.render_as_string(hide_password=True)}: cannot open: {_first_line(exc)}") from None
     return engine
+
+
+#: Columns added since a ledger may have been made: (table, column, SQL type and default).
+ADDED_COLUMNS = (
+    ("grants", "version", "INTEGER NOT NULL DEFAULT 1"),
+    ("grant_applications", "version", "INTEGER NOT NULL DEFAULT 0"),  # 0: applied again once, idempotently
+    ("grant_applications", "error", "TEXT"),
+)
+
+
+def _add_missing_columns(engine: Engine) -> None:
+    """Bring an older ledger's tables up to date (create_all makes missing tables, not columns)."""
+    from sqlalchemy import inspect, text
+
+    inspector = inspect(engine)
+    missing = [(table, column, kind) for table, column, kind in ADDED_COLUMNS
+               if column not in {c["name"] for c in inspector.get_columns(table)}]
+    if missing:
+        with engine.begin() as connection:
+            for table, column, kind in missing:
+                connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -420,34 +465,119 @@ class Ledger:
             ).first()
             if row is None and state == "revoked":
                 raise NotFoundError(f"challenge {name!r} has no {grant.service} grant for {grant.identity!r}")
-            row = row or _grant_record(record.id, grant)
-            row.state, row.role, row.notify = state, grant.role, grant.notify
-            row.revoked_at = utcnow() if state == "revoked" else None
-            session.add(row)
-            session.flush()
-            session.exec(delete(GrantApplication).where(GrantApplication.grant_id == row.id))
+            if row is None:
+                row = _grant_record(record.id, grant)
+                row.state = state
+                session.add(row)
+            else:  # one UPDATE: two racing changes both bump the version
+                session.exec(update(GrantRecord).where(GrantRecord.id == row.id).values(
+                    state=state, role=grant.role, notify=grant.notify, version=GrantRecord.version + 1,
+                    revoked_at=utcnow() if state == "revoked" else None))
             session.commit()
             session.refresh(row)
         return row
 
-    def unapplied_grants(self, name: str, destination: str, service: str) -> list[GrantRecord]:
-        """Grants (active or revoked) whose current state is not yet applied at ``destination``."""
+    def grant_record(self, grant_id: int) -> GrantRecord:
+        with self.session() as session:
+            return session.exec(select(GrantRecord).where(GrantRecord.id == grant_id)).one()
+
+    def find_grants(self, name: str, service: str) -> list[GrantRecord]:
+        """Every grant of ``service`` on a challenge, whatever its state."""
+        return [row for row in self.grants(name, state=None) if row.service == service]
+
+    def applications(self, name: str) -> dict[int, list[GrantApplication]]:
+        """Each grant's applications (by grant id): where it was applied, in which state, or why not."""
         record = self.get(name)
-        applied = select(GrantApplication.grant_id).where(GrantApplication.destination == destination)
+        grant_ids = select(GrantRecord.id).where(GrantRecord.challenge_id == record.id)
+        found: dict[int, list[GrantApplication]] = {}
+        with self.session() as session:
+            for row in session.exec(select(GrantApplication).where(GrantApplication.grant_id.in_(grant_ids))
+                                    .order_by(GrantApplication.destination)):
+                found.setdefault(row.grant_id, []).append(row)
+        return found
+
+    def unapplied_grants(self, name: str, destination: str, service: str) -> list[GrantRecord]:
+        """Grants whose current version is not yet applied (or refused) at ``destination``: active
+        ones, and revoked ones that were applied (or being applied) there."""
+        record = self.get(name)
+        here = (GrantApplication.grant_id == GrantRecord.id) & (GrantApplication.destination == destination)
+        done = exists().where(here, GrantApplication.version == GrantRecord.version)
+        touched = exists().where(here)
         with self.session() as session:
             return list(session.exec(
                 select(GrantRecord).where(
-                    GrantRecord.challenge_id == record.id, GrantRecord.service == service,
-                    GrantRecord.id.not_in(applied),
+                    GrantRecord.challenge_id == record.id, GrantRecord.service == service, ~done,
+                    (GrantRecord.state == "active") | touched,
                 ).order_by(GrantRecord.id)
             ))
 
-    def record_grant_applied(self, grant_id: int, destination: str, state: str) -> None:
+    def start_grant_application(self, grant_id: int, destination: str) -> None:
+        """Note that ``destination`` is about to be changed for this grant (so a later revoke goes there)."""
         with self.session() as session:
-            session.exec(delete(GrantApplication).where(
-                GrantApplication.grant_id == grant_id, GrantApplication.destination == destination))
-            session.add(GrantApplication(grant_id=grant_id, destination=destination, state=state))
+            exists_ = session.exec(select(GrantApplication.id).where(
+                GrantApplication.grant_id == grant_id, GrantApplication.destination == destination)).first()
+            if exists_ is None:
+                session.add(GrantApplication(grant_id=grant_id, destination=destination, state="applying"))
+                try:
+                    session.commit()
+                except IntegrityError:  # noted meanwhile by another run: the same fact
+                    session.rollback()
+
+    def record_grant_applied(self, grant_id: int, destination: str, state: str, version: int,
+                             error: str | None = None) -> bool:
+        """Record that ``state`` of grant version ``version`` is applied (or, ``failed``, refused) at
+        ``destination``; only while ``version`` is still the grant's current one. False otherwise:
+        the grant changed meanwhile and must be applied again."""
+        self.start_grant_application(grant_id, destination)
+        current = select(GrantRecord.version).where(GrantRecord.id == grant_id).scalar_subquery()
+        with self.session() as session:
+            result = session.exec(
+                update(GrantApplication)
+                .where(GrantApplication.grant_id == grant_id, GrantApplication.destination == destination,
+                       current == version)
+                .values(state=state, version=version, error=error[:2000] if error else None, applied_at=utcnow())
+            )
             session.commit()
+        return result.rowcount == 1
+
+    # -- access locks ---------------------------------------------------------------------
+
+    @contextmanager
+    def access_lock(self, scope: str, *, lease: timedelta = timedelta(seconds=120),
+                    wait: float = 60.0) -> Iterator[None]:
+        """Hold the lease on ``scope`` (a bucket policy, a folder's permissions) while the block runs.
+
+        ConflictError when another process holds it for longer than ``wait`` seconds; a dead
+        holder's lease expires. Only one holder at a time, on SQLite and PostgreSQL alike.
+        """
+        owner = f"ppipe-{uuid.uuid4()}"
+        deadline = time.monotonic() + wait
+        while not self._take_lock(scope, owner, lease):
+            if time.monotonic() > deadline:
+                raise ConflictError(f"{scope}: access is being changed by another ppipe run; try again later")
+            time.sleep(0.05)
+        try:
+            yield
+        finally:
+            with self.session() as session:
+                session.exec(delete(AccessLock).where(AccessLock.scope == scope, AccessLock.owner == owner))
+                session.commit()
+
+    def _take_lock(self, scope: str, owner: str, lease: timedelta) -> bool:
+        now = utcnow()
+        with self.session() as session:
+            taken = session.exec(update(AccessLock).where(AccessLock.scope == scope, AccessLock.expires_at < now)
+                                 .values(owner=owner, expires_at=now + lease))
+            session.commit()
+            if taken.rowcount == 1:
+                return True
+            session.add(AccessLock(scope=scope, owner=owner, expires_at=now + lease))
+            try:
+                session.commit()
+                return True
+            except IntegrityError:  # held by someone else
+                session.rollback()
+                return False
 
 
 def _claimable(now: datetime):

@@ -14,16 +14,27 @@ import string
 _EMAIL = re.compile(r"^[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)+$")
 _MAX_NAME = 200
 _FOLDER = re.compile(r"^[^/\\\x00-\x1f]{1,200}$")
-_PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.*'()-]+$")
+_PREFIX_PART = re.compile(r"^[A-Za-z0-9!_.'()-]+$")
+#: Characters S3 and IAM read as wildcards or policy variables in a resource ARN.
+_WILDCARDS = set("*?$")
 
 
 def check_prefix(prefix: str) -> str:
     """An object-key prefix: parts of safe characters separated by '/', no '.' or '..' parts."""
     parts = prefix.strip("/").split("/") if prefix.strip("/") else []
+    if _WILDCARDS & set(prefix):
+        raise ValueError(f"{prefix!r} is not a valid prefix: wildcard characters (* ? $) would widen the grants on it")
     for part in parts:
         if part in (".", "..") or not _PREFIX_PART.match(part):
-            raise ValueError(f"{prefix!r} is not a valid prefix: use letters, digits and !_.*'()- separated by '/'")
+            raise ValueError(f"{prefix!r} is not a valid prefix: use letters, digits and !_.'()- separated by '/'")
     return "/".join(parts)
+
+
+def prefixes_overlap(first: str, second: str) -> bool:
+    """True when one prefix is the other, lies under it, or is empty (the whole bucket)."""
+    if not first or not second or first == second:
+        return True
+    return second.startswith(first + "/") or first.startswith(second + "/")
 
 
 def check_folder_name(name: str) -> str:

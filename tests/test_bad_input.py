@@ -238,7 +238,7 @@ CLI_CASES = [
     CliCase("grant-s3-unknown-via", ("grant", "demo", "--service", "s3", "--via", "acl", "--identity", "123456789012"),
             ("via", "'bucket-policy' or 'iam-user-policy'"), registered=True),
     CliCase("grant-s3-writer-role", ("grant", "demo", "--service", "s3", "--identity", "123456789012", "--role", "writer"),
-            ("role", "not allowed for s3"), registered=True),
+            ("role", "not a read role for s3"), registered=True),
     CliCase("grant-gcs-malformed-member", ("grant", "demo", "--service", "gcs", "--identity", "domain:example.com"),
             ("identity", "not a GCS member"), registered=True),
     CliCase("grant-gcs-malformed-email", ("grant", "demo", "--service", "gcs", "--identity", "group:team@"),
@@ -248,7 +248,7 @@ CLI_CASES = [
     CliCase("grant-drive-malformed-email", ("grant", "demo", "--service", "drive", "--identity", "bob-at-example.com"),
             ("identity", "not a valid e-mail"), registered=True),
     CliCase("grant-drive-owner-role", ("grant", "demo", "--service", "drive", "--identity", "bob@example.com", "--role", "owner"),
-            ("role", "not allowed for drive"), registered=True),
+            ("role", "not a read role for drive"), registered=True),
     CliCase("grant-unknown-service", ("grant", "demo", "--service", "azure", "--identity", "bob@example.com"),
             ("service", "'s3', 'gcs' or 'drive'"), registered=True),
     CliCase("grant-service-without-destination",
@@ -256,7 +256,8 @@ CLI_CASES = [
             ("--service", "no drive destination"), registered=True),
     CliCase("revoke-never-granted", ("revoke", "demo", "--service", "drive", "--identity", "bob@example.com"),
             ("no drive grant", "bob@example.com"), registered=True),
-    CliCase("revoke-malformed-identity", ("revoke", "demo", "--service", "s3", "--identity", "alice"),
+    # (a bare "alice" is a valid IAM user name: revoke without --via looks for an iam-user-policy grant)
+    CliCase("revoke-malformed-identity", ("revoke", "demo", "--service", "s3", "--identity", "alice smith"),
             ("identity", "not an AWS principal"), registered=True),
     # run and deploy: refused before any Prefect server is contacted
     CliCase("run-now-not-a-date", ("run", "demo", "--now", "yesterday"), ("--now", "ISO 8601"), registered=True),

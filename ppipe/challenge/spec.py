@@ -196,7 +196,7 @@ class Grant(Model):
         description="s3: an IAM ARN or 12-digit account id (bucket-policy) or an IAM user name "
         "(iam-user-policy); gcs: user:/group:/serviceAccount: member or an e-mail; drive: an e-mail."
     )
-    role: str = Field(default="reader", description="reader by default; drive also commenter/writer; gcs roles/...")
+    role: str = Field(default="reader", description="reader by default; drive also commenter; gcs roles/storage.objectViewer or legacyObjectReader")
     notify: bool = Field(default=False, description="drive only: send Drive's notification e-mail.")
 
     @field_validator("identity")

@@ -8,7 +8,7 @@ import typer
 
 from ppipe import api
 from ppipe.challenge.spec import Grant
-from ppipe.cli.common import Name, command, group, say
+from ppipe.cli.common import Name, command, err_console, fail, group, say
 
 app = group()
 
@@ -22,17 +22,27 @@ def grant(
     name: Name,
     service: Service,
     identity: Identity,
-    role: Annotated[str, typer.Option("--role", help="reader (default); drive: commenter, writer.")] = "reader",
+    role: Annotated[str, typer.Option("--role", help="reader (default); drive: commenter; gcs: roles/storage.objectViewer, roles/storage.legacyObjectReader.")] = "reader",
     via: Via = None,
     notify: Annotated[bool, typer.Option("--notify", help="drive: send Drive's notification e-mail.")] = False,
 ) -> None:
     """Give a participant read access on every destination of a service (no data upload)."""
-    for applied in api.grant(name, Grant(service=service, identity=identity, role=role, via=via, notify=notify)):
-        say(f"granted {applied.grant.identity} on {applied.destination}: {applied.detail}", wrap=True)
+    report(api.grant(name, Grant(service=service, identity=identity, role=role, via=via, notify=notify)))
 
 
 @command(app, "revoke")
 def revoke(name: Name, service: Service, identity: Identity, via: Via = None) -> None:
-    """Remove a participant's access on every destination of a service."""
-    for applied in api.revoke(name, Grant(service=service, identity=identity, via=via)):
-        say(f"revoked {applied.grant.identity} on {applied.destination}", wrap=True)
+    """Remove a participant's access on every destination of a service (found however it was granted)."""
+    report(api.revoke_identity(name, service, identity, via))
+
+
+def report(applied: list) -> None:
+    """One line per destination; a failure goes to stderr and the command exits 2 (the ledger keeps the grant)."""
+    failed = [item for item in applied if item.failed]
+    for item in applied:
+        if not item.failed:
+            say(item.line())  # whole: a key file's path stays copyable
+    for item in failed[:-1]:
+        err_console.print(f"error: {item.line()}", markup=False, soft_wrap=True)
+    if failed:
+        raise fail(failed[-1].line())

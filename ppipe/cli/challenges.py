@@ -74,8 +74,10 @@ def list_(json_output: JsonFlag = False) -> None:
 def show(name: Name, json_output: JsonFlag = False) -> None:
     """Show a challenge's releases and where each one stands, per destination."""
     record, releases = api.show(name)
+    grants = api.grant_status(name)
     if json_output:
-        print_json({**_challenge_json(record), "releases": [release.to_json() for release in releases]})
+        print_json({**_challenge_json(record), "releases": [release.to_json() for release in releases],
+                    "grants": [grant.to_json() for grant in grants]})
         return
     table = Table(title=f"{name} ({record.state}): {record.n_rows} rows")
     for column in ("release", "rows", "when", "destination", "status", "sha256", "uri"):
@@ -87,6 +89,23 @@ def show(name: Name, json_output: JsonFlag = False) -> None:
                 row.status + (f": {row.error}" if row.error else ""), (row.sha256 or "")[:12], row.uri or "",
             )
     console.print(table)
+    if grants:
+        console.print(_grant_table(name, grants))
+
+
+def _grant_table(name: str, grants: list) -> Table:
+    """Who has access, per destination: applied (active/revoked), failed and why, or pending."""
+    table = Table(title=f"{name}: grants")
+    for column in ("service", "identity", "grant", "destination", "there"):
+        table.add_column(column, overflow="fold")
+    for grant in grants:
+        document = grant.to_json()
+        who = document["identity"] + (f" ({document['via']})" if document["via"] else "")
+        places = document["destinations"] or [{"destination": "", "state": "pending", "error": None}]
+        for place in places:
+            there = place["state"] + (f": {place['error']}" if place["error"] else "")
+            table.add_row(document["service"], who, f"{document['state']} {document['role']}", place["destination"], there)
+    return table
 
 
 @command(app, "delete")

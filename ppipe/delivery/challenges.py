@@ -13,8 +13,10 @@ from pathlib import Path
 from ppipe import settings
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.specfile import load_challenge
-from ppipe.errors import ConflictError
+from ppipe.destinations.bucket import BucketDestination
+from ppipe.errors import ConflictError, SpecError
 from ppipe.ledger import ChallengeRecord, Ledger
+from ppipe.naming import prefixes_overlap
 
 
 def open_ledger(ledger: Ledger | None = None) -> Ledger:
@@ -39,6 +41,7 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     ledger = open_ledger(ledger)
     if ledger.exists(challenge.name):
         raise ConflictError(f"challenge {challenge.name!r} already exists: delete it first or pick another name")
+    check_prefixes_free(challenge, ledger)
     staged = stage(challenge)
     try:
         return ledger.add_challenge(challenge, staged.rows)
@@ -47,6 +50,30 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     except BaseException:
         shutil.rmtree(settings.staging_dir(challenge.name), ignore_errors=True)
         raise
+
+
+def _bucket_prefixes(challenge: Challenge) -> list[tuple[int, tuple, str, str]]:
+    """(index, bucket key, prefix, location) of the challenge's bucket destinations (S3, GCS)."""
+    return [
+        (i, (spec.kind, spec.endpoint_url or "", spec.bucket_for(challenge.name)), spec.prefix_for(challenge.name),
+         spec.location(challenge.name))
+        for i, spec in enumerate(challenge.destinations) if isinstance(spec, BucketDestination)
+    ]
+
+
+def check_prefixes_free(challenge: Challenge, ledger: Ledger) -> None:
+    """Refuse a prefix that is, contains or lies in another challenge's prefix in the same bucket
+    (an empty prefix is the whole bucket): a grant on one would read the other's files."""
+    ours = _bucket_prefixes(challenge)
+    if not ours:
+        return
+    for record in ledger.list_challenges():
+        for _, bucket, prefix, location in _bucket_prefixes(record.challenge()):
+            for i, our_bucket, our_prefix, our_location in ours:
+                if bucket == our_bucket and prefixes_overlap(prefix, our_prefix):
+                    raise SpecError(f"destinations.{i}.prefix", (
+                        f"{our_location} overlaps challenge {record.name}'s {location}: challenges sharing a bucket "
+                        "need prefixes that neither nest nor are empty"))
 
 
 def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: Path | None = None) -> Challenge:
@@ -62,11 +89,20 @@ def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: P
 
 
 def delete(name: str, *, ledger: Ledger | None = None) -> None:
-    """Forget a challenge: ledger rows, staged copy and local audit copies.
+    """Revoke every grant of a challenge, then forget it: ledger rows, staged copy, local audit copies.
 
     Files already delivered to destinations are left where they are: participants keep them.
+    When a revoke fails nothing is deleted (the grants stay recorded as revoked, so a later
+    ``delete`` or run retries them): ConflictError saying which and why.
     """
+    from ppipe.delivery.access import revoke_everywhere
+
     ledger = open_ledger(ledger)
+    failed = revoke_everywhere(ledger, name)
+    if failed:
+        more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
+        raise ConflictError(f"cannot delete {name}: access could not be revoked, so it stays: "
+                            f"{failed[0].line()}{more}; fix that and delete again")
     ledger.delete_challenge(name)
     for folder in (settings.staging_dir(name), settings.releases_dir(name)):
         shutil.rmtree(folder, ignore_errors=True)

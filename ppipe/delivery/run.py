@@ -251,17 +251,31 @@ class Dispatch:
         try:
             self.listen(row.name, "upload", row.destination)
             uploaded = self.steps.upload(destination, file, row.name)
-            self.grant(destination)
         except Exception as exc:  # noqa: BLE001
             return self.record_failed(row, error_text(exc))
-        return self.record_delivered(row, file, uploaded)
+        outcome = self.record_delivered(row, file, uploaded)
+        self.grant(destination)  # after the delivery is recorded: a grant never fails it
+        return outcome
 
     def grant(self, destination: Destination) -> None:
-        """Apply pending grants at ``destination``, only when there are some (no empty task runs)."""
-        if destination.spec.can_grant and self.ledger.unapplied_grants(
+        """Apply pending grants at ``destination``, only when there are some (no empty task runs).
+
+        Each grant that fails is one line in the report's problems; the others go on.
+        """
+        if not destination.spec.can_grant or not self.ledger.unapplied_grants(
                 self.challenge.name, destination.uri, destination.kind):
-            self.listen("", "grant", destination.uri)
-            self.steps.grant(self.ledger, self.challenge, destination)
+            return
+        self.listen("", "grant", destination.uri)
+        try:
+            applied = self.steps.grant(self.ledger, self.challenge, destination)
+        except Exception as exc:  # noqa: BLE001 - e.g. the ledger unreachable: pending grants wait
+            self.report.problems.append(f"grants -> {destination.uri}: {error_text(exc)}")
+            return
+        for item in applied:
+            if item.failed:
+                self.report.problems.append(item.line())
+            else:
+                self.listen("", item.action, item.line())
 
     # -- recording ------------------------------------------------------------------------
 

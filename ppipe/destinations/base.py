@@ -44,6 +44,12 @@ class Destination(ABC):
         """The challenge's location, e.g. ``s3://bucket/prefix`` (same string as ``spec.location``)."""
         return self.spec.location(self.challenge)
 
+    @property
+    def access_scope(self) -> str:
+        """The access document grants here change (a bucket policy, a folder's permissions):
+        changed by one ppipe process at a time (see :meth:`ppipe.ledger.Ledger.access_lock`)."""
+        return self.uri
+
     def uri_of(self, name: str) -> str:
         """The URI of the release file ``name``."""
         return f"{self.uri}/{name}"

@@ -87,6 +87,11 @@ class BucketPrefix(Destination):
         except Exception as exc:
             raise DestinationError(self.uri, self._cause(what, exc)) from None
 
+    @property
+    def access_scope(self) -> str:
+        """The bucket: its policy is shared by every challenge (prefix) in it."""
+        return f"{self.spec.scheme}://{self.bucket}"
+
     def key_of(self, name: str) -> str:
         """The object key of release ``name`` in the bucket."""
         return f"{self.prefix}/{name}" if self.prefix else name

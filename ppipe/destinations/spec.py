@@ -18,9 +18,9 @@ class DestinationSpec(Model):
     kind: str
     #: Whether participants can be given read access here (``grants:`` of this service).
     can_grant: ClassVar[bool] = False
-    #: Roles a grant may name (``reader`` first).
+    #: Roles a grant may name (``reader`` first): read roles only, grants never let anyone write.
     roles: ClassVar[tuple[str, ...]] = ()
-    #: A prefix under which any provider role is accepted too (GCS: ``roles/...``).
+    #: A prefix under which any provider role is accepted too (none: only ``roles`` are).
     role_prefix: ClassVar[str | None] = None
     #: Forms a grant may take (``via``); the first is the default. Empty: ``via`` is refused.
     grant_forms: ClassVar[tuple[str, ...]] = ()
@@ -41,7 +41,7 @@ class DestinationSpec(Model):
         """``role`` if a grant on this kind may use it; ValueError naming the allowed ones otherwise."""
         if role in cls.roles or (cls.role_prefix and role.startswith(cls.role_prefix)):
             return role
-        raise ValueError(f"{role!r} is not allowed for {cls.tag()}: use {', '.join(sorted(cls.roles))}")
+        raise ValueError(f"{role!r} is not a read role for {cls.tag()}: use {', '.join(sorted(cls.roles))}")
 
     @classmethod
     def tag(cls) -> str:

@@ -66,8 +66,8 @@ def upload_release(destination: Destination, file, release: str) -> delivery.Upl
 def apply_grants(ledger: Ledger, challenge: Challenge, destination: Destination) -> list:
     """The grants (and revocations) applied now."""
     applied = delivery.apply_grants(ledger, challenge, destination)
-    for item in applied:
-        get_run_logger().info("%s %s on %s", item.action, item.grant.identity, item.destination)
+    for item in applied:  # a failed grant is reported by the run, and never fails a delivery
+        (get_run_logger().warning if item.failed else get_run_logger().info)("%s", item.line())
     return applied
 
 

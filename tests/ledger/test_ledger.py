@@ -123,7 +123,7 @@ def test_grants_are_recorded_and_applied_once(ledger, challenge):
     s3 = challenge.destination_labels()[1]
     pending = ledger.unapplied_grants("demo", s3, "s3")
     assert [g.identity for g in pending] == ["123456789012"]
-    ledger.record_grant_applied(pending[0].id, s3, "active")
+    assert ledger.record_grant_applied(pending[0].id, s3, "active", pending[0].version)
     assert ledger.unapplied_grants("demo", s3, "s3") == []
     alice = Grant(service="s3", identity="arn:aws:iam::123456789012:user/alice")
     ledger.add_grant("demo", alice)
@@ -131,6 +131,9 @@ def test_grants_are_recorded_and_applied_once(ledger, challenge):
     ledger.revoke_grant("demo", Grant(service="s3", identity="123456789012"))
     revoked = ledger.unapplied_grants("demo", s3, "s3")
     assert {(g.identity, g.state) for g in revoked} == {(alice.identity, "active"), ("123456789012", "revoked")}
+    # an application of a version that is no longer current is not recorded: it must be applied again
+    assert not ledger.record_grant_applied(pending[0].id, s3, "active", pending[0].version)
+    assert ("123456789012", "revoked") in {(g.identity, g.state) for g in ledger.unapplied_grants("demo", s3, "s3")}
     with pytest.raises(NotFoundError):
         ledger.revoke_grant("demo", Grant(service="s3", identity="210987654321"))
 

@@ -31,7 +31,7 @@ from pydrive2.files import ApiRequestError, GoogleDriveFile
 
 from ppipe import naming, settings
 from ppipe.destinations.base import Destination, GrantResult, ObjectInfo
-from ppipe.errors import ConfigError, DestinationError
+from ppipe.errors import ConfigError, DestinationError, GrantRefused
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
 SCOPE = "https://www.googleapis.com/auth/drive"
@@ -40,7 +40,8 @@ MD5_PROPERTY = "ppipe_md5"
 DOWNLOAD_CHUNK = 8 * 1024 * 1024
 HTTP_TIMEOUT = 120  # seconds per socket operation: a stalled connection fails instead of hanging
 #: ppipe role -> (Drive v2 role, additionalRoles): v2 has no "commenter" role of its own.
-DRIVE_ROLES = {"reader": ("reader", []), "commenter": ("reader", ["commenter"]), "writer": ("writer", [])}
+#: Grants are read-only: reading and commenting, never writing.
+DRIVE_ROLES = {"reader": ("reader", []), "commenter": ("reader", ["commenter"])}
 
 
 class _DropSignedJwts(logging.Filter):
@@ -359,7 +360,7 @@ class DriveFolder(Destination):
         if via is not None:
             raise DestinationError(self.uri, f"via={via!r} applies to s3 grants only")
         if role not in DRIVE_ROLES:
-            raise DestinationError(self.uri, f"role {role!r} is not a Drive role: use {', '.join(DRIVE_ROLES)}")
+            raise GrantRefused(self.uri, f"role {role!r}: grants are read-only: use {', '.join(DRIVE_ROLES)}")
         try:
             kind, address = parse_member(identity)
         except ValueError as exc:

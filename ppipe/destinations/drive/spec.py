@@ -32,7 +32,7 @@ class DriveDestination(DestinationSpec):
     """A Google Drive folder per challenge, under a parent folder the organiser owns."""
 
     can_grant: ClassVar[bool] = True
-    roles: ClassVar[tuple[str, ...]] = ("reader", "commenter", "writer")
+    roles: ClassVar[tuple[str, ...]] = ("reader", "commenter")
     notifies: ClassVar[bool] = True
     kind: Literal["drive"] = "drive"
     parent: str = Field(description="Id of the Drive folder under which the challenge folder is made.")

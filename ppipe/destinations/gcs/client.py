@@ -26,9 +26,10 @@ from ppipe.destinations.gcs.spec import check_member
 from ppipe.destinations.base import GrantResult
 from ppipe.durable import file_sha256
 from ppipe.destinations.bucket import BucketPrefix
-from ppipe.errors import DestinationError
+from ppipe.errors import DestinationError, GrantRefused
 
 READER_ROLE = "roles/storage.objectViewer"
+READ_ROLES = ("reader", READER_ROLE, "roles/storage.legacyObjectReader")
 SHA256_KEY = "sha256"  # custom object metadata key
 
 
@@ -196,8 +197,8 @@ class GcsBucket(BucketPrefix):
         other bindings). Idempotent. Returns a GrantResult describing the binding."""
         if via is not None:
             raise DestinationError(self.uri, "via: applies to s3 grants only")
-        if role != "reader" and not role.startswith("roles/"):
-            raise DestinationError(self.uri, f"role {role!r}: use reader or a roles/... role")
+        if role not in READ_ROLES:
+            raise GrantRefused(self.uri, f"role {role!r}: grants are read-only: use {', '.join(READ_ROLES)}")
         role = READER_ROLE if role == "reader" else role
         member = self._member(identity)
         policy = self.iam_policy()

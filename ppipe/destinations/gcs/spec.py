@@ -42,8 +42,7 @@ class GcsDestination(BucketDestination):
 
     scheme: ClassVar[str] = "gs"
     can_grant: ClassVar[bool] = True
-    roles: ClassVar[tuple[str, ...]] = ("reader",)
-    role_prefix: ClassVar[str | None] = "roles/"
+    roles: ClassVar[tuple[str, ...]] = ("reader", "roles/storage.objectViewer", "roles/storage.legacyObjectReader")
     kind: Literal["gcs"] = "gcs"
     project: str | None = Field(default=None, description="Project that owns a bucket ppipe creates.")
     location_: str | None = Field(default=None, alias="location", description="Bucket location, e.g. EU.")

@@ -35,10 +35,12 @@ from ppipe import settings
 from ppipe.destinations.base import GrantResult
 from ppipe.durable import file_sha256
 from ppipe.destinations.bucket import BucketPrefix
-from ppipe.errors import DestinationError
+from ppipe.errors import DestinationError, GrantRefused
 
 POLICY_VERSION = "2012-10-17"
+BUCKET_POLICY_LIMIT = 20 * 1024  # bytes: S3 refuses larger bucket policies
 SHA256_KEY = "sha256"  # user metadata key: x-amz-meta-sha256
+CREATED_BY = "created-by"  # IAM user tag marking the users ppipe made (and may give keys)
 CREDENTIAL_CODES = {
     "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
     "InvalidToken", "TokenRefreshRequired", "UnrecognizedClientException", "AuthFailure",
@@ -137,16 +139,34 @@ class S3Bucket(BucketPrefix):
     def prepare(self) -> None:
         """Create the bucket in ``region`` if it does not exist, and abort uploads killed mid-way. Idempotent."""
         if self._bucket_exists():
+            self._check_owner()
             self._abort_stale_uploads()
         else:
             self._create_bucket()
+
+    def _check_owner(self) -> None:
+        """A bucket ppipe did not create right now must be the organiser's: a predictable name
+        (``ppipe-<challenge>``) may have been taken, and left open, by someone else."""
+        from botocore.exceptions import ClientError
+
+        with self._errors("list the organiser's buckets"):
+            try:
+                pages = self.client.get_paginator("list_buckets").paginate()
+                ours = {bucket["Name"] for page in pages for bucket in page.get("Buckets", [])}
+            except ClientError as exc:
+                if _code(exc) in ("AccessDenied", "403"):
+                    return  # may not list buckets: ExpectedBucketOwner (on AWS) still guards every call
+                raise
+        if self.bucket not in ours:
+            raise DestinationError(self.uri, f"bucket {self.bucket} belongs to another account (it is not among "
+                                             "the organiser's buckets): choose another 'bucket'")
 
     def _bucket_exists(self) -> bool:
         from botocore.exceptions import ClientError
 
         with self._errors("check the bucket"):
             try:
-                self.client.head_bucket(Bucket=self.bucket)
+                self.client.head_bucket(Bucket=self.bucket, **self._owner())
                 return True
             except ClientError as exc:
                 if _status(exc) == 403:
@@ -219,7 +239,7 @@ class S3Bucket(BucketPrefix):
 
         with self._errors(f"check {name}"):
             try:
-                head = self.client.head_object(Bucket=self.bucket, Key=self.key_of(name))
+                head = self.client.head_object(Bucket=self.bucket, Key=self.key_of(name), **self._owner())
             except ClientError as exc:
                 if _status(exc) == 404:
                     return False
@@ -237,8 +257,13 @@ class S3Bucket(BucketPrefix):
             listing["Condition"] = {"StringLike": {"s3:prefix": [f"{self.prefix}/*"]}}
         return [{"Effect": "Allow", "Action": "s3:GetObject", "Resource": objects}, listing]
 
-    def statement_ids(self, identity: str) -> tuple[str, str]:
-        """The Sids of ppipe's bucket-policy statements for ``identity`` (deterministic)."""
+    def statement_ids(self) -> tuple[str, str]:
+        """The Sids of this challenge's two bucket-policy statements (deterministic)."""
+        digest = hashlib.sha256(f"{self.challenge}\n{self.prefix}".encode()).hexdigest()[:20]
+        return f"Ppipe{digest}Read", f"Ppipe{digest}List"
+
+    def legacy_statement_ids(self, identity: str) -> tuple[str, str]:
+        """The Sids older ppipe versions used: two statements per participant (removed on revoke)."""
         digest = hashlib.sha256(f"{self.challenge}\n{self.prefix}\n{identity}".encode()).hexdigest()[:20]
         return f"Ppipe{digest}Read", f"Ppipe{digest}List"
 
@@ -282,7 +307,12 @@ class S3Bucket(BucketPrefix):
         else:
             self._revoke_bucket_policy(identity)
 
-    # bucket policy
+    def _owner(self) -> dict:
+        """``ExpectedBucketOwner`` for calls on the bucket: AWS refuses them on a bucket of
+        another account. Only on AWS itself (S3-compatible stores have no account to name)."""
+        return {} if self.spec.endpoint_url else {"ExpectedBucketOwner": self.account_id}
+
+    # bucket policy: one pair of statements per challenge, listing its principals
 
     def bucket_policy(self) -> dict:
         """The bucket's policy document (an empty one if it has none)."""
@@ -290,7 +320,7 @@ class S3Bucket(BucketPrefix):
 
         with self._errors("read the bucket policy"):
             try:
-                text = self.client.get_bucket_policy(Bucket=self.bucket)["Policy"]
+                text = self.client.get_bucket_policy(Bucket=self.bucket, **self._owner())["Policy"]
             except ClientError as exc:
                 if _code(exc) == "NoSuchBucketPolicy":
                     return {"Version": POLICY_VERSION, "Statement": []}
@@ -301,62 +331,107 @@ class S3Bucket(BucketPrefix):
         policy.setdefault("Statement", [])
         return policy
 
-    def _put_policy(self, policy: dict) -> None:
+    def granted_principals(self, policy: dict) -> set[str]:
+        """The principals this challenge's statements name in ``policy``."""
+        read_sid = self.statement_ids()[0]
+        for statement in policy["Statement"]:
+            if statement.get("Sid") == read_sid:
+                named = (statement.get("Principal") or {}).get("AWS", [])
+                return {named} if isinstance(named, str) else set(named)
+        return set()
+
+    def _set_principals(self, policy: dict, principals: set[str], drop: tuple[str, ...] = ()) -> None:
+        """Write ``policy`` with this challenge's statements naming exactly ``principals``
+        (none: no statements); statements of other challenges and of others stay as they are."""
+        sids = self.statement_ids()
+        others = [s for s in policy["Statement"] if s.get("Sid") not in (*sids, *drop)]
+        ours = [{"Sid": sid, "Principal": {"AWS": sorted(principals)}, **statement}
+                for sid, statement in zip(sids, self.read_statements())] if principals else []
+        if others + ours == policy["Statement"]:
+            return
+        document = {**policy, "Statement": others + ours}
+        text = json.dumps(document, separators=(",", ":"))
+        if len(text.encode()) > BUCKET_POLICY_LIMIT:
+            raise GrantRefused(self.uri, (
+                f"the bucket policy would be {len(text.encode())} bytes, over S3's {BUCKET_POLICY_LIMIT}: "
+                "grant more participants via iam-user-policy, or give the challenge a bucket of its own"))
         with self._errors("write the bucket policy"):
-            if policy["Statement"]:
-                self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(policy))
+            if document["Statement"]:
+                self.client.put_bucket_policy(Bucket=self.bucket, Policy=text, **self._owner())
             else:  # S3 refuses a policy without statements
-                self.client.delete_bucket_policy(Bucket=self.bucket)
+                self.client.delete_bucket_policy(Bucket=self.bucket, **self._owner())
+
+    @staticmethod
+    def _principal_of(identity: str) -> str:
+        return f"arn:aws:iam::{identity}:root" if identity.isdigit() else identity
 
     def _grant_bucket_policy(self, identity: str) -> GrantResult:
-        principal = f"arn:aws:iam::{identity}:root" if identity.isdigit() else identity
-        sids = self.statement_ids(identity)
-        ours = [
-            {"Sid": sid, "Principal": {"AWS": principal}, **statement}
-            for sid, statement in zip(sids, self.read_statements())
-        ]
+        principal = self._principal_of(identity)
         policy = self.bucket_policy()
-        others = [s for s in policy["Statement"] if s.get("Sid") not in sids]
-        if policy["Statement"] != others + ours:
-            self._put_policy({**policy, "Statement": others + ours})
-        return GrantResult(f"read access to {self.uri} for {principal} via the bucket policy (statements {', '.join(sids)})")
+        self._set_principals(policy, self.granted_principals(policy) | {principal})
+        return GrantResult(f"read access to {self.uri} for {principal} via the bucket policy "
+                           f"(statements {', '.join(self.statement_ids())})")
 
     def _revoke_bucket_policy(self, identity: str) -> None:
-        sids = self.statement_ids(identity)
         policy = self.bucket_policy()
-        kept = [s for s in policy["Statement"] if s.get("Sid") not in sids]
-        if kept != policy["Statement"]:
-            self._put_policy({**policy, "Statement": kept})
+        self._set_principals(policy, self.granted_principals(policy) - {self._principal_of(identity)},
+                             drop=self.legacy_statement_ids(identity))
 
     # IAM user policy
+
+    @cached_property
+    def account_id(self) -> str:
+        """The organiser's AWS account (the one these credentials act in)."""
+        with self._errors("identify the organiser's account"):
+            sts = self.access.boto3_session(self.region).client("sts", endpoint_url=self.spec.endpoint_url, config=self._config())
+            return sts.get_caller_identity()["Account"]
+
+    def _user_name(self, identity: str) -> str:
+        """The IAM user an iam-user-policy grant names; a user of another account is refused."""
+        if not identity.startswith("arn:"):
+            return identity
+        account, user = identity.split(":")[4], identity.rsplit("/", 1)[1]
+        if account != self.account_id:
+            raise GrantRefused(self.uri, f"{identity}: account {account} is not the organiser's account "
+                                         f"{self.account_id}: iam-user-policy makes users in the organiser's account "
+                                         "only; grant another account via bucket-policy")
+        return user
 
     def credentials_file(self, user: str) -> Path:
         """Where the access key ppipe makes for ``user`` is written (once, mode 0600)."""
         return settings.home() / "credentials" / self.challenge / f"{user}.json"
 
-    def _grant_user(self, user: str) -> GrantResult:
+    def _made_by_ppipe(self, user: str) -> bool | None:
+        """True if ppipe created ``user`` (its tag says so), False if not, None if there is no such user."""
         from botocore.exceptions import ClientError
 
+        try:
+            tags = self.iam.list_user_tags(UserName=user)["Tags"]
+        except ClientError as exc:
+            if _code(exc) == "NoSuchEntity":
+                return None
+            raise
+        return {"Key": CREATED_BY, "Value": "ppipe"} in tags
+
+    def _grant_user(self, identity: str) -> GrantResult:
+        user = self._user_name(identity)
         document = {"Version": POLICY_VERSION, "Statement": self.read_statements()}
         with self._errors(f"grant IAM user {user}"):
-            try:
-                self.iam.get_user(UserName=user)
-                created = False
-            except ClientError as exc:
-                if _code(exc) != "NoSuchEntity":
-                    raise
-                self.iam.create_user(UserName=user, Tags=[{"Key": "created-by", "Value": "ppipe"}])
-                created = True
+            ours = self._made_by_ppipe(user)
+            if ours is False:  # never hand out keys to (or widen) a user someone else manages
+                raise GrantRefused(self.uri, f"IAM user {user} exists and was not created by ppipe (no tag "
+                                             f"{CREATED_BY}=ppipe): grant it via bucket-policy with its ARN, or pick another name")
+            if ours is None:
+                self.iam.create_user(UserName=user, Tags=[{"Key": CREATED_BY, "Value": "ppipe"}])
             self.iam.put_user_policy(UserName=user, PolicyName=self.inline_policy_name, PolicyDocument=json.dumps(document))
             has_key = bool(self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"])
         path = self.credentials_file(user)
-        what = f"read access to {self.uri} for IAM user {user}{' (created)' if created else ''} via inline policy {self.inline_policy_name}"
+        what = f"read access to {self.uri} for IAM user {user}{' (created)' if ours is None else ''} via inline policy {self.inline_policy_name}"
         if not has_key:
             self._new_key(user, path)
             return GrantResult(f"{what}; new access key written to {path}", path)
-        if path.exists():
-            return GrantResult(f"{what}; its access key is in {path}", path)
-        return GrantResult(f"{what}; the user already has an access key (none made)")
+        # The key file's path was printed when the key was made: once.
+        return GrantResult(f"{what}; it already has the access key ppipe made", path if path.exists() else None)
 
     def _new_key(self, user: str, path: Path) -> None:
         """Make one access key for ``user`` and write it to ``path`` (0600, never overwritten)."""
@@ -380,15 +455,26 @@ class S3Bucket(BucketPrefix):
                 self.iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
             raise DestinationError(self.uri, f"cannot write {path}: {exc.strerror or type(exc).__name__}") from None
 
-    def _revoke_user(self, user: str) -> None:
+    def _revoke_user(self, identity: str) -> None:
+        """Remove this challenge's inline policy; a ppipe-made user left with no ppipe policy
+        loses the keys ppipe made (and their files)."""
         from botocore.exceptions import ClientError
 
+        user = self._user_name(identity)
         with self._errors(f"revoke IAM user {user}"):
             try:
                 self.iam.delete_user_policy(UserName=user, PolicyName=self.inline_policy_name)
             except ClientError as exc:
                 if _code(exc) != "NoSuchEntity":
                     raise
+            if not self._made_by_ppipe(user):
+                return
+            if any(name.startswith("ppipe-") for name in self.iam.list_user_policies(UserName=user)["PolicyNames"]):
+                return  # still reads another challenge with that key
+            for key in self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"]:
+                self.iam.delete_access_key(UserName=user, AccessKeyId=key["AccessKeyId"])
+        for stale in (settings.home() / "credentials").glob(f"*/{user}.json"):
+            stale.unlink(missing_ok=True)
 
 
 @contextmanager

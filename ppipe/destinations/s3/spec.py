@@ -30,14 +30,19 @@ def check_s3_bucket(name: str) -> str:
 
 def check_principal(identity: str, via: str = "bucket-policy") -> str:
     """An AWS principal for ``via``: an IAM ARN or account id (bucket-policy), or an IAM user
-    name or user ARN, returned as the user name (iam-user-policy); ValueError if malformed."""
+    name or user ARN (iam-user-policy); ValueError if malformed."""
     identity = identity.strip()
     if via == "iam-user-policy":
         if identity.startswith("arn:"):
             match = _IAM_ARN.match(identity)
             if not match or not match.group(2).startswith("user/"):
                 raise ValueError(f"{identity!r} is not an IAM user ARN")
-            return identity.rsplit("/", 1)[1]
+            path, _, user = match.group(2)[len("user"):].rpartition("/")
+            if path:  # never silently dropped: user/students/amy is not user/amy
+                raise ValueError(f"{identity!r}: IAM user path {path}/ is not supported: ppipe makes users at the root path")
+            if not _IAM_USER.match(user):
+                raise ValueError(f"{identity!r} is not an IAM user ARN")
+            return identity  # kept whole: the account is checked against the organiser's at grant time
         if not _IAM_USER.match(identity):
             raise ValueError(f"{identity!r} is not an IAM user name (1-64 of letters, digits and +=,.@_-)")
         return identity
