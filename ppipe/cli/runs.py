@@ -94,6 +94,8 @@ class StepProgress:
         elif step == "claim":
             claimed = int(detail.split()[0])
             self.bars[release] = self.progress.add_task(f"{release}: claimed", total=1 + claimed)
+        elif step in ("granted", "revoked"):  # said once, when done: e.g. a new IAM user's key file
+            self.progress.console.print(detail, markup=False, soft_wrap=True)
         elif release in self.bars:
             advance = 1 if step in ("save", "delivered", "failed") else 0
             text = f"{release}: {step} {detail if step != 'save' else ''}".rstrip()

@@ -110,3 +110,14 @@ def test_show_lists_grants_and_the_key_file_is_printed_once(organiser, alpha, pp
 def test_readme_documents_the_credentials_folder():
     text = README.read_text()
     assert "PPIPE_HOME/credentials/" in text
+
+
+def test_run_prints_a_new_users_key_file_once(tmp_path, organiser, ppipe_home):
+    path = _write(tmp_path, fresh_bucket(), organiser.endpoint,
+                  [{"service": "s3", "via": "iam-user-policy", "identity": "erin"}])
+    assert ppipe("create", str(path)).exit_code == 0
+    first = ppipe("run", "alpha", "--release", "0")
+    key_file = str(ppipe_home / "credentials" / "alpha" / "erin.json")
+    assert first.exit_code == 0 and "IAM user erin (created)" in first.stdout and key_file in first.stdout
+    second = ppipe("run", "alpha", "--release", "1")
+    assert second.exit_code == 0 and key_file not in second.stdout
