@@ -19,7 +19,7 @@ from botocore.exceptions import ClientError
 from ppipe.destinations.s3.client import S3Bucket
 from ppipe.errors import DestinationError
 from ppipe.challenge.spec import S3Destination
-from tests.support.servers import free_port, moto_process, post
+from tests.support.servers import free_port, moto_process, post, use_aws_key
 
 REGION = "eu-west-1"
 FAKE_SECRET = "ppipe-FAKE-secret-do-not-print-7f3a9c"
@@ -59,10 +59,7 @@ def organiser(auth_server, monkeypatch):
     _client("s3", auth_server, "setup", "setup", account="111111111111").create_bucket(
         Bucket=foreign, CreateBucketConfiguration={"LocationConstraint": REGION})
     post(f"{auth_server}/moto-api/reset-auth", b"0")  # from now on moto checks identities and policies
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_aws_key(monkeypatch, key)
 
     def client(service: str):
         return _client(service, auth_server, key["AccessKeyId"], key["SecretAccessKey"])

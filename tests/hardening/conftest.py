@@ -12,7 +12,7 @@ import uuid
 import boto3
 import pytest
 
-from tests.support.servers import moto_process, post
+from tests.support.servers import moto_process, post, use_aws_key
 
 REGION = "eu-west-1"
 ACCOUNT = "123456789012"  # moto's default account: the organiser's
@@ -50,10 +50,7 @@ def organiser(iam_server, monkeypatch):
     iam.create_user(UserName="root-ish-admin")  # an existing user without keys, not ppipe's
     key = iam.create_access_key(UserName="organiser")["AccessKey"]
     post(f"{iam_server}/moto-api/reset-auth", b"0")
-    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
-    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
-    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
-    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    use_aws_key(monkeypatch, key)
 
     def admin(service: str):
         return client(service, iam_server, key["AccessKeyId"], key["SecretAccessKey"])

@@ -81,6 +81,14 @@ def gcs_bucket(gcs_server):
     return name
 
 
+def use_aws_key(monkeypatch, key: dict) -> None:
+    """Make an IAM access key (``create_access_key()["AccessKey"]``) the environment's credentials."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", key["AccessKeyId"])
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", key["SecretAccessKey"])
+    monkeypatch.delenv("AWS_SESSION_TOKEN", raising=False)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+
+
 def post(url: str, body: bytes = b"") -> None:
     """POST ``body`` as text (moto's admin API: ``/moto-api/reset-auth`` takes a number)."""
     request = urllib.request.Request(url, data=body, method="POST", headers={"Content-Type": "text/plain"})
