@@ -113,14 +113,18 @@ def score_round(ledger: Ledger, challenge: str, round_name: str, truth: dict[Any
 
 
 def board_columns(ledger: Ledger, challenge: str, *, higher_is_better: bool = True) -> dict[str, dict[str, Any]]:
-    """Per participant with an endpoint: uptime %, p50 and p95 ms, endpoint score."""
+    """Per participant with an endpoint: uptime %, p50 and p95 ms, endpoint score.
+
+    ``higher_is_better``: the metric is a rate in [0, 1] (accuracy, macro F1), so a failed
+    round scores 0; otherwise (rmse, mae) it scores the round's worst answer.
+    """
     pairs = store.calls(ledger, challenge, kinds=["health", "round"])
     summary = stats.by_participant(pairs)
     rounds: dict[str, dict[str, float | None]] = {}
     for participant, recorded in pairs:
         if recorded.kind == "round" and recorded.round and _scored(recorded):
             rounds.setdefault(recorded.round, {})[participant] = recorded.score
-    scores = stats.endpoint_scores(rounds, higher_is_better=higher_is_better)
+    scores = stats.endpoint_scores(rounds, higher_is_better=higher_is_better, failed=0.0 if higher_is_better else None)
     names = {r.participant for r in store.active(ledger, challenge)} | set(summary)
     empty = stats.summarise([])
     return {

@@ -101,13 +101,13 @@ def address_problem(address: IPAddress, policy: Policy) -> str | None:
         return "a multicast address"
     if address.is_unspecified:
         return "the unspecified address"
-    if address.is_reserved:
+    if address.is_reserved and not address.is_loopback:  # ::1 lies in IPv6's reserved ::/8
         return "a reserved address"
-    if policy.allow_private or address.is_global:
-        return None
     for name in ("loopback", "link_local", "private"):
         if getattr(address, f"is_{name}"):
-            return f"a {name.replace('_', '-')} address"
+            return None if policy.allow_private else f"a {name.replace('_', '-')} address"
+    if policy.allow_private or address.is_global:
+        return None
     return "not a public address"
 
 

@@ -4,9 +4,9 @@
 - **p50 / p95**: total milliseconds of the ``ok`` calls (linear interpolation between ranks);
   a failed call has no meaningful latency, its cost is in the uptime;
 - **endpoint score**: the mean prediction metric over the prediction rounds that have been
-  scored; a round an endpoint failed (no usable answer) counts as the *worst* score any
-  endpoint got in that round, so failing never beats answering badly, whichever way the
-  metric points (accuracy up, rmse down).
+  scored. A round an endpoint failed (no usable answer) counts as ``failed`` when the metric
+  has a worst value (0 for accuracy and macro F1); for error metrics (rmse, mae), which have
+  none, as the worst score any endpoint got in that round. Failing never beats answering.
 """
 
 from __future__ import annotations
@@ -59,18 +59,19 @@ def by_participant(pairs: Iterable[tuple[Any, Any]]) -> dict[Any, EndpointStats]
     return {participant: summarise(calls) for participant, calls in grouped.items()}
 
 
-def endpoint_scores(rounds: Mapping[str, Mapping[Any, float | None]], *, higher_is_better: bool) -> dict[Any, float | None]:
-    """Mean round score per participant; a failed round (None) counts as that round's worst score.
+def endpoint_scores(rounds: Mapping[str, Mapping[Any, float | None]], *, higher_is_better: bool,
+                    failed: float | None = None) -> dict[Any, float | None]:
+    """Mean round score per participant; a failed round (None) counts as ``failed``, else the round's worst.
 
     ``rounds``: round -> participant -> score (None: the endpoint failed that round). A round
-    nobody answered is left out (there is nothing to compare against).
+    nobody answered is left out.
     """
     totals: dict[Any, list[float]] = {}
     for scores in rounds.values():
         answered = [s for s in scores.values() if s is not None and not math.isnan(s)]
         if not answered:
             continue
-        worst = min(answered) if higher_is_better else max(answered)
+        worst = failed if failed is not None else min(answered) if higher_is_better else max(answered)
         for participant, score in scores.items():
             usable = score is not None and not math.isnan(score)
             totals.setdefault(participant, []).append(score if usable else worst)
