@@ -1,8 +1,4 @@
-"""``requests.endpoint`` in a challenge spec: how often, how long, how many rows, what is allowed.
-
-Pure pydantic and importable from the challenge model without a cycle (the model's
-duration grammar is imported when a value is parsed, not at import time).
-"""
+"""``requests.endpoint`` in a challenge spec: how often, how long, how many rows, what is allowed (pure pydantic)."""
 
 from __future__ import annotations
 
@@ -10,6 +6,8 @@ from datetime import timedelta
 from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+
+from ppipe.challenge.durations import format_duration, positive_duration
 
 MAX_TIMEOUT = timedelta(seconds=60)
 MIN_HEALTH_EVERY = timedelta(seconds=10)
@@ -31,14 +29,10 @@ class EndpointSettings(BaseModel):
     @field_validator("health_every", "timeout", mode="before")
     @classmethod
     def _duration(cls, value: Any) -> timedelta:
-        from ppipe.model import positive_duration
-
         return positive_duration(value, "the duration")
 
     @field_serializer("health_every", "timeout")
     def _compact(self, value: timedelta) -> str:
-        from ppipe.model import format_duration
-
         return format_duration(value)
 
     @field_validator("timeout")
@@ -54,9 +48,3 @@ class EndpointSettings(BaseModel):
         if value < MIN_HEALTH_EVERY:
             raise ValueError(f"at least {MIN_HEALTH_EVERY.total_seconds():g}s")
         return value
-
-    @property
-    def policy(self):
-        from ppipe.endpoints.guard import Policy
-
-        return Policy(allow_http=self.allow_http, allow_private=self.allow_private)

@@ -14,7 +14,7 @@ from typing import Any, Callable, Sequence
 
 from ppipe.endpoints import protocols, signing, stats, store
 from ppipe.endpoints.config import EndpointSettings
-from ppipe.endpoints.guard import RefusedURL, Resolver, check_url, resolve
+from ppipe.endpoints.guard import Policy, RefusedURL, Resolver, check_url, resolve
 from ppipe.endpoints.probe import CallResult, CallSettings, Endpoint, call, ready, run_round
 from ppipe.endpoints.records import EndpointRecord
 from ppipe.ledger import Ledger
@@ -36,8 +36,12 @@ class Registration:
 
 def call_settings(spec: EndpointSettings, *, label: str | None = None, ssl_context: ssl.SSLContext | None = None,
                   resolver: Resolver | None = None) -> CallSettings:
-    return CallSettings(timeout=spec.timeout.total_seconds(), policy=spec.policy, label=label,
+    return CallSettings(timeout=spec.timeout.total_seconds(), policy=policy(spec), label=label,
                         ssl_context=ssl_context, resolver=resolver)
+
+
+def policy(spec: EndpointSettings) -> Policy:
+    return Policy(allow_http=spec.allow_http, allow_private=spec.allow_private)
 
 
 def validate(url: str, protocol: str, spec: EndpointSettings, *, resolver: Resolver | None = None) -> None:
@@ -46,8 +50,8 @@ def validate(url: str, protocol: str, spec: EndpointSettings, *, resolver: Resol
         protocols.get(protocol).check_url(url)
     except protocols.ProtocolError as exc:
         raise RefusedURL(str(exc).removeprefix("url: ")) from None
-    check_url(url, spec.policy)
-    asyncio.run(resolve(url, spec.policy, resolver))
+    check_url(url, policy(spec))
+    asyncio.run(resolve(url, policy(spec), resolver))
 
 
 def register(ledger: Ledger, challenge: str, participant: str, url: str, protocol: str, spec: EndpointSettings, *,

@@ -1,18 +1,16 @@
 """Ledger tables for live endpoints: who registered which service, and every call made to it.
 
-They live on the ledger's metadata (``ppipe.ledger``), so ``make_engine`` creates them with
-the rest, on SQLite and PostgreSQL. No secret is stored: an endpoint's signing secret is
+They live on the ledger's metadata and are named in ``ppipe.ledger.TABLE_MODULES``, so
+every ledger creates them with the rest, on SQLite and PostgreSQL. No secret is stored: an endpoint's signing secret is
 derived from the installation key and ``secret_version`` (see ``signing``).
 """
 
 from __future__ import annotations
 
 import uuid
-import weakref
 from datetime import datetime
 
 from sqlalchemy import JSON, Column, Index, UniqueConstraint
-from sqlalchemy.engine import Engine
 from sqlmodel import Field, SQLModel
 
 from ppipe.ledger import UTCDateTime, utcnow
@@ -70,13 +68,3 @@ class EndpointCall(SQLModel, table=True):
     predictions: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
     score: float | None = None
 
-
-TABLES = [EndpointRecord.__table__, EndpointCall.__table__]
-_ready: "weakref.WeakSet[Engine]" = weakref.WeakSet()
-
-
-def ensure_tables(engine: Engine) -> None:
-    """Create these tables on a ledger opened before this module was imported (once per engine)."""
-    if engine not in _ready:
-        SQLModel.metadata.create_all(engine, tables=TABLES)
-        _ready.add(engine)

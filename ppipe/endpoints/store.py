@@ -10,13 +10,12 @@ from sqlalchemy import update
 from sqlmodel import select
 
 from ppipe.endpoints.probe import CallResult
-from ppipe.endpoints.records import CALL_KINDS, EndpointCall, EndpointRecord, ensure_tables
+from ppipe.endpoints.records import CALL_KINDS, EndpointCall, EndpointRecord
 from ppipe.errors import NotFoundError
 from ppipe.ledger import Ledger, utcnow
 
 
 def _challenge_id(ledger: Ledger, challenge: str) -> uuid.UUID:
-    ensure_tables(ledger.engine)
     return ledger.get(challenge).id
 
 

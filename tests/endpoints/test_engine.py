@@ -9,7 +9,7 @@ from ppipe.endpoints import engine, signing, store
 from ppipe.endpoints.config import EndpointSettings
 from ppipe.endpoints.guard import RefusedURL
 from tests.endpoints.conftest import sample_rows
-from tests.helpers import make_challenge
+from tests.support.helpers import make_challenge
 
 SPEC = EndpointSettings(timeout="1s", allow_http=True, allow_private=True)
 

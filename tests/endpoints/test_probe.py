@@ -104,7 +104,7 @@ def test_v2_with_no_such_model_is_an_http_error(services, loopback_settings):
 
 
 def test_nothing_listening_is_refused(loopback_settings):
-    from tests.servers import free_port
+    from tests.support.servers import free_port
 
     endpoint = Endpoint("gone", f"http://127.0.0.1:{free_port()}/predict", "ppipe", SECRET)
     result = asyncio.run(probe.call(endpoint, sample_rows(), loopback_settings))
