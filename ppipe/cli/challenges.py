@@ -9,7 +9,7 @@ import typer
 from rich.table import Table
 
 from ppipe import api
-from ppipe.cli.common import JsonFlag, Name, command, console, group, print_json, say
+from ppipe.cli.common import JsonFlag, Name, command, console, err_console, group, print_json, say
 from ppipe.ledger import ChallengeRecord
 
 app = group()
@@ -112,10 +112,13 @@ def _grant_table(name: str, grants: list) -> Table:
 def delete(
     name: Name,
     yes: Annotated[bool, typer.Option("--yes", "-y", help="Do not ask for confirmation.")] = False,
+    keep_access: Annotated[bool, typer.Option(
+        "--keep-access", help="Delete even where a grant cannot be revoked (that access stays: remove it by hand).")] = False,
 ) -> None:
-    """Delete a challenge from the ledger (delivered files stay where they are)."""
+    """Revoke the challenge's grants, then delete it from the ledger (delivered files stay where they are)."""
     record = api.open_ledger().get(name)
     if not yes and not typer.confirm(f"Delete challenge {name} ({record.state}, {record.n_rows} rows)?"):
         raise typer.Exit(1)
-    api.delete(name)
+    for line in api.delete(name, keep_access=keep_access):
+        err_console.print(f"warning: {line}", markup=False, soft_wrap=True)
     say(f"deleted {name}", wrap=True)

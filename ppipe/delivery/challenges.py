@@ -88,21 +88,23 @@ def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: P
     return ledger.challenge(name)
 
 
-def delete(name: str, *, ledger: Ledger | None = None) -> None:
+def delete(name: str, *, ledger: Ledger | None = None, keep_access: bool = False) -> list[str]:
     """Revoke every grant of a challenge, then forget it: ledger rows, staged copy, local audit copies.
 
     Files already delivered to destinations are left where they are: participants keep them.
     When a revoke fails nothing is deleted (the grants stay recorded as revoked, so a later
-    ``delete`` or run retries them): ConflictError saying which and why.
+    ``delete`` or run retries them): ConflictError saying which and why. With ``keep_access``
+    the challenge is deleted anyway; returns the access left in place, one line each.
     """
     from ppipe.delivery.access import revoke_everywhere
 
     ledger = open_ledger(ledger)
-    failed = revoke_everywhere(ledger, name)
-    if failed:
+    failed = [item.line() for item in revoke_everywhere(ledger, name)]
+    if failed and not keep_access:
         more = f" (and {len(failed) - 1} more)" if len(failed) > 1 else ""
         raise ConflictError(f"cannot delete {name}: access could not be revoked, so it stays: "
-                            f"{failed[0].line()}{more}; fix that and delete again")
+                            f"{failed[0]}{more}; fix that and delete again, or delete --keep-access")
     ledger.delete_challenge(name)
     for folder in (settings.staging_dir(name), settings.releases_dir(name)):
         shutil.rmtree(folder, ignore_errors=True)
+    return failed

@@ -72,6 +72,10 @@ def test_delete_refuses_when_a_revoke_fails_and_says_why(organiser, alpha):
     assert "cannot delete alpha" in line and "210987654321" in line and "access denied" in line
     assert ppipe("show", "alpha").exit_code == 0  # still there
     assert ACCOUNT_ROOT in principals(bucket_policy(organiser("s3"), bucket))
+    forced = ppipe("delete", "alpha", "--yes", "--keep-access")  # the organiser's way out, said aloud
+    assert forced.exit_code == 0, forced.output
+    assert forced.stderr.startswith("warning: ") and "210987654321" in forced.stderr
+    assert ppipe("show", "alpha").exit_code == 2
 
 
 def test_revoke_without_via_finds_an_iam_user_grant(organiser, alpha):
