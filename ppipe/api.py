@@ -26,15 +26,34 @@ from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord, by_release
 
 def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
     """Count the source's rows and plan the releases; nothing is written."""
-    from ppipe.data.sources import count_rows
+    from ppipe.data.sources import count_rows, scan_source, source_errors
+    from ppipe.scenario.check import check_files, check_source_columns, file_column
 
     n_rows = count_rows(challenge.source)
-    return n_rows, challenge.plan(n_rows)
+    releases = challenge.plan(n_rows)
+    if challenge.scenario is not None or challenge.files is not None:
+        with source_errors(challenge.source):
+            lf = scan_source(challenge.source)
+            columns = lf.collect_schema().names()
+        check_source_columns(challenge, lambda: columns)
+        if challenge.files is not None:
+            with source_errors(challenge.source):
+                paths = file_column(challenge.files, lf)
+            check_files(challenge.files, paths)
+    return n_rows, releases
+
+
+def scenario(name: str, *, ledger: Ledger | None = None) -> dict:
+    """What the challenge's scenario did to each release cut so far, and what is planned for the
+    others (the organiser-only record kept under PPIPE_HOME; see ppipe.scenario.record)."""
+    from ppipe.scenario.describe import report
+
+    return report(open_ledger(ledger).challenge(name))
 
 
 __all__ = [
     "cancel", "create", "delete", "demo", "deploy", "ensure_registered", "grant", "list_challenges", "load",
-    "open_ledger", "pause", "plan", "release_status", "resume", "revoke", "run", "server_start", "server_status",
+    "open_ledger", "pause", "plan", "release_status", "scenario", "resume", "revoke", "run", "server_start", "server_status",
     "server_stop", "show", "verify", "worker", "write_prefect_yaml", "deployment_name", "prefect_ui",
     "revoke_identity", "grant_status", "GrantStatus",
 ]

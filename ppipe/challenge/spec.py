@@ -29,6 +29,7 @@ from pydantic import (
 from ppipe import naming
 from ppipe.challenge.durations import format_duration, parse_duration, parse_time, positive_duration
 from ppipe.challenge.planning import PlannedRelease, plan
+from ppipe.challenge.scenario import Files, Scenario, check_releases
 from ppipe.challenge.secrets import no_secret_options
 from ppipe.destinations import registry
 from ppipe.destinations.drive.spec import DriveDestination
@@ -36,6 +37,7 @@ from ppipe.destinations.gcs.spec import GcsDestination
 from ppipe.destinations.local.spec import LocalDestination
 from ppipe.destinations.s3.spec import S3Destination
 from ppipe.destinations.spec import DestinationSpec as DestinationSpecBase
+from ppipe.errors import PpipeError
 from ppipe.validation import Model, absolute_path
 
 SourceFormat = Literal["csv", "tsv", "parquet", "json", "ndjson"]
@@ -289,6 +291,8 @@ class Challenge(Model):
     grants: list[Grant] = Field(default_factory=list, description="Who gets read access where.")
     output: Output = Field(default_factory=Output)
     delivery: Delivery = Field(default_factory=Delivery)
+    scenario: Scenario | None = Field(default=None, description="What goes wrong, release by release (ppipe.scenario).")
+    files: Files | None = Field(default=None, description="{column, root}: a column referencing files shipped per release.")
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -334,6 +338,7 @@ class Challenge(Model):
                 raise ValueError(f"grants.{i}.service: no {grant.service} destination to grant access on")
             if grant.key in keys[:i]:
                 raise ValueError(f"grants.{i}: same {grant.service} identity as an earlier grant ({grant.identity})")
+        _check_scenario(self)
         return self
 
     # -- derived views --------------------------------------------------------------------
@@ -375,6 +380,17 @@ class Challenge(Model):
             "timeout": format_duration(self.delivery.timeout),
         }
         return spec
+
+
+def _check_scenario(challenge: Challenge) -> None:
+    """The scenario's events name releases that exist (columns are checked against the source later)."""
+    if challenge.scenario is None:
+        return
+    try:
+        check_releases(challenge.scenario, [challenge.release_name(k) for k in range(challenge.release_count)],
+                       challenge.output.row_id)
+    except PpipeError as exc:
+        raise ValueError(str(exc)) from None
 
 
 def _fraction_to_json(p: Fraction) -> float | str:

@@ -11,6 +11,7 @@ from rich.table import Table
 from ppipe import api
 from ppipe.cli.common import JsonFlag, Name, command, console, err_console, group, print_json, say
 from ppipe.ledger import ChallengeRecord
+from ppipe.scenario.describe import planned as planned_events
 
 app = group()
 
@@ -22,10 +23,11 @@ def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
     """Show the releases a challenge file would make: rows, when, where. Writes nothing."""
     challenge = api.load(file)
     n_rows, releases = api.plan(challenge)
+    events = [planned_events(challenge, release.index) for release in releases]
     if json_output:
         print_json({
             "challenge": challenge.name, "rows": n_rows, "destinations": challenge.destination_labels(),
-            "releases": [release.to_json() for release in releases],
+            "releases": [{**release.to_json(), "events": ev} for release, ev in zip(releases, events)],
         })
         return
     table = Table(title=f"{challenge.name}: {n_rows} rows in {len(releases)} releases")
@@ -37,6 +39,13 @@ def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
             release.scheduled_at.isoformat(), "\n".join(release.destinations),
         )
     console.print(table)
+    if any(events):
+        scenario = Table(title=f"{challenge.name}: scenario events per release, in the order they apply")
+        scenario.add_column("release")
+        scenario.add_column("events")
+        for release, phrases in zip(releases, events):
+            scenario.add_row(release.name, "\n".join(phrases) or "-")
+        console.print(scenario)
 
 
 @command(app, "create")

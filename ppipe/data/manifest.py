@@ -13,6 +13,7 @@ from pathlib import Path
 from ppipe import durable, settings
 from ppipe.challenge.spec import Challenge
 from ppipe.data.staged import ROW_ID, StagedSource
+from ppipe.scenario import record as scenario_record
 
 MANIFEST = "manifest.json"
 
@@ -57,6 +58,7 @@ _RELEASE_KEYS = ("index", "name", "start", "stop", "rows", "sha256", "bytes", "s
 def _release_entry(challenge: Challenge, delivered: dict) -> dict:
     entry = {key: delivered.get(key) for key in _RELEASE_KEYS}
     entry["file"] = challenge.release_file_name(delivered["index"])
+    entry.update({k: v for k, v in scenario_record.shipment(challenge.name, entry["name"]).items() if v})
     for key in ("scheduled_at", "delivered_at"):
         if isinstance(entry[key], datetime):
             entry[key] = entry[key].isoformat()

@@ -31,6 +31,7 @@ class ReleaseFile:
     sha256: str
     bytes: int
     rows: int
+    extras: tuple = ()  # files shipped beside it (ppipe.scenario.cut.Extra): referenced files, late labels
 
 
 def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRelease) -> ReleaseFile:
@@ -53,4 +54,4 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
     finally:
         tmp.unlink(missing_ok=True)
     durable.fsync_dir(folder)
-    return ReleaseFile(path=final, name=name, sha256=cut.sha256, bytes=cut.bytes, rows=cut.rows)
+    return ReleaseFile(path=final, name=name, sha256=cut.sha256, bytes=cut.bytes, rows=cut.rows, extras=cut.extras)

@@ -30,11 +30,14 @@ ROW_ID = "row_id"
 
 @dataclass(frozen=True)
 class Cut:
-    """A release written by :meth:`StagedSource.cut`: sha256 (hex), size in bytes, row count."""
+    """A release written by :meth:`StagedSource.cut`: sha256 (hex), size in bytes, row count
+    (the source rows it covers), and the files shipped beside it (a scenario's late labels,
+    referenced files: :class:`ppipe.scenario.cut.Extra`)."""
 
     sha256: str
     bytes: int
     rows: int
+    extras: tuple = ()
 
 
 @dataclass(frozen=True)

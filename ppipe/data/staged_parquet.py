@@ -21,6 +21,7 @@ from ppipe.data.column_types import staged_casts
 from ppipe.data.shuffle import STAGED_ROW_ID
 from ppipe.data.staged import ROW_ID, Cut, StagedSource
 from ppipe.errors import SourceError
+from ppipe.scenario import cut as scenario_cut
 
 DATA = "data.parquet"
 
@@ -39,19 +40,32 @@ class StagedParquet(StagedSource):
     def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
         name = challenge.release_file_name(release.index)
         with sources.source_errors(challenge.source, f"cannot write {name}"):
-            written = _write(release_frame(challenge, self, release), challenge.output.format, out)
+            table = self._table(challenge, release)
+            written = _write(table.frame, challenge.output.format, out)
         durable.fsync_file(out)
         rows = written if written is not None else _count_rows(out, challenge.output.format)
-        if rows != release.rows:
+        if rows != table.rows:
             raise SourceError(
-                sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {release.rows}"
+                sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {table.rows}"
             )
         size, digest = durable.file_sha256(out)
-        return Cut(digest, size, rows)
+        return Cut(digest, size, release.rows, tuple(table.extras))
+
+    def _table(self, challenge: Challenge, release: PlannedRelease) -> scenario_cut.Table:
+        """The release's table, through the challenge's scenario (and files) when it has them."""
+        if not scenario_cut.applies(challenge):
+            return scenario_cut.Table(release_frame(challenge, self, release), release.rows)
+        return scenario_cut.cut(
+            challenge, self, release, lambda planned: release_frame(challenge, self, planned, scenario_cut.ROW),
+            lambda frame, path: _write(frame, challenge.output.format, path),
+        )
 
 
-def release_frame(challenge: Challenge, staged: StagedParquet, release: PlannedRelease) -> pl.LazyFrame:
-    """The rows [start, stop) of a Parquet staged copy as delivered: converted types, row_id if asked.
+def release_frame(
+    challenge: Challenge, staged: StagedParquet, release: PlannedRelease, row_column: str | None = None
+) -> pl.LazyFrame:
+    """The rows [start, stop) of a Parquet staged copy as delivered: converted types, row_id if asked
+    (or the source row numbers as ``row_column``, for a scenario).
 
     Only the row groups holding those rows are read (polars pushes the slice into the scan).
     """
@@ -61,9 +75,9 @@ def release_frame(challenge: Challenge, staged: StagedParquet, release: PlannedR
         casts = staged_casts(staged, challenge.source.format in sources.TEXT_FORMATS, lf.collect_schema())
         if casts:
             lf = lf.with_columns(casts)
-    if challenge.output.row_id:
+    if row_column or challenge.output.row_id:
         row_id = pl.col(STAGED_ROW_ID) if staged.shuffled else pl.int_range(release.start, release.stop, dtype=pl.Int64)
-        lf = lf.with_columns(row_id.alias(ROW_ID))
+        lf = lf.with_columns(row_id.alias(row_column or ROW_ID))
     if staged.shuffled:
         lf = lf.drop(STAGED_ROW_ID)
     return lf

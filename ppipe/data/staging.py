@@ -37,6 +37,7 @@ from ppipe.data.staged import META, ROW_ID, StagedSource
 from ppipe.data.staged_parquet import DATA, StagedParquet
 from ppipe.data.staged_text import StagedText
 from ppipe.data.text_index import BLOCKS, INDEX, BadText, index_text
+from ppipe.scenario import cut as scenario_cut
 
 ROW_GROUP = 65_536
 STAGED_COMPRESSION = "lz4"
@@ -83,7 +84,7 @@ def byte_range_eligible(challenge: Challenge) -> bool:
     """True when releases can be byte ranges of the source: CSV to CSV or NDJSON to NDJSON,
     no shuffle, no row_id, and (NDJSON) no declared type to convert to."""
     source, output = challenge.source, challenge.output
-    if output.shuffle or output.row_id:
+    if output.shuffle or output.row_id or scenario_cut.applies(challenge):
         return False
     if source.format == "csv":
         return output.format == "csv"

@@ -17,6 +17,7 @@ from ppipe.destinations.bucket import BucketDestination
 from ppipe.errors import ConflictError, SpecError
 from ppipe.ledger import ChallengeRecord, Ledger
 from ppipe.naming import prefixes_overlap
+from ppipe.scenario import record as scenario_record
 
 
 def open_ledger(ledger: Ledger | None = None) -> Ledger:
@@ -36,7 +37,9 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     Nothing is left behind when it fails: a taken name is refused before any work, and the
     staged copy is removed when planning refuses the row count.
     """
+    from ppipe.data.shuffle import STAGED_ROW_ID
     from ppipe.data.staging import stage  # polars: only when a challenge is really created
+    from ppipe.scenario.check import check_source
 
     ledger = open_ledger(ledger)
     if ledger.exists(challenge.name):
@@ -44,6 +47,7 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     check_prefixes_free(challenge, ledger)
     staged = stage(challenge)
     try:
+        check_source(challenge, staged, STAGED_ROW_ID if staged.shuffled else None)
         return ledger.add_challenge(challenge, staged.rows)
     except ConflictError:
         raise  # a concurrent create won the name: the staged copy is theirs now
@@ -105,6 +109,6 @@ def delete(name: str, *, ledger: Ledger | None = None, keep_access: bool = False
         raise ConflictError(f"cannot delete {name}: access could not be revoked, so it stays: "
                             f"{failed[0]}{more}; fix that and delete again, or delete --keep-access")
     ledger.delete_challenge(name)
-    for folder in (settings.staging_dir(name), settings.releases_dir(name)):
+    for folder in (settings.staging_dir(name), settings.releases_dir(name), scenario_record.folder(name)):
         shutil.rmtree(folder, ignore_errors=True)
     return failed

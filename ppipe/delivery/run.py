@@ -72,6 +72,8 @@ def upload(destination: Destination, file: ReleaseFile, release: str) -> Uploade
     """Store ``file`` at ``destination`` unless the same bytes are already there (crash after upload)."""
     if destination.exists(file.name, file.sha256):
         return Uploaded(destination.uri_of(file.name), reused=True)
+    if file.extras:  # files and late labels first: the table arriving says the release is whole
+        destination.upload_many([(extra.path, extra.name) for extra in file.extras])
     return Uploaded(destination.upload(file.path, file.name))
 
 

@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from ppipe.destinations import open_destination
 from ppipe.errors import PpipeError
 from ppipe.ledger import Ledger, ReleaseRecord
+from ppipe.scenario import record as scenario_record
 
 
 @dataclass
@@ -40,8 +41,21 @@ def verify(name: str, ledger: Ledger | None = None) -> Report:
             problem = _check_object(row, destinations, challenge.release_file_name(row.index))
             if problem:
                 report.problems.append(problem)
+            elif row.destination in destinations:
+                _check_shipment(report, row, destinations[row.destination], scenario_record.shipment(name, row.name))
     report.problems.extend(_check_rows(rows, record.n_rows))
     return report
+
+
+def _check_shipment(report: Report, row: ReleaseRecord, destination, shipment: dict) -> None:
+    """Every file and late-labels file the release shipped beside its table, read back."""
+    stored = [(f["path"], f["bytes"], f["sha256"]) for f in shipment.get("files", [])]
+    stored += [(f["file"], f["bytes"], f["sha256"]) for f in shipment.get("labels", [])]
+    for file_name, size, sha256 in stored:
+        report.checked += 1
+        problem = _check_stored(f"{row.name} at {row.destination}: {file_name}", destination, file_name, size, sha256)
+        if problem:
+            report.problems.append(problem)
 
 
 def _check_object(row: ReleaseRecord, destinations: dict, file_name: str) -> str | None:
@@ -49,16 +63,20 @@ def _check_object(row: ReleaseRecord, destinations: dict, file_name: str) -> str
     destination = destinations.get(row.destination)
     if destination is None:
         return f"{where}: the challenge has no such destination any more"
+    return _check_stored(where, destination, file_name, row.bytes, row.sha256)
+
+
+def _check_stored(where: str, destination, file_name: str, size: int, sha256: str) -> str | None:
     try:
         info = destination.stat(file_name)
     except PpipeError as exc:
         return f"{where}: cannot be read: {exc}"
     if info is None:
         return f"{where}: missing ({destination.uri_of(file_name)} does not exist)"
-    if info.size != row.bytes:
-        return f"{where}: {info.size} bytes stored, {row.bytes} delivered"
-    if info.sha256 != row.sha256:
-        return f"{where}: content changed (sha256 {info.sha256[:12]}… stored, {row.sha256[:12]}… delivered)"
+    if info.size != size:
+        return f"{where}: {info.size} bytes stored, {size} delivered"
+    if info.sha256 != sha256:
+        return f"{where}: content changed (sha256 {info.sha256[:12]}… stored, {sha256[:12]}… delivered)"
     return None
 
 

@@ -73,6 +73,13 @@ class Destination(ABC):
         partial one. Uploading the same name again replaces the object (no duplicate).
         """
 
+    def upload_many(self, files: list[tuple[Path, str]]) -> None:
+        """Store each ``(local_file, name)``; a name may hold ``/`` (``release_3/images/a.png``):
+        the kind makes the sub-folders it needs. Each object is atomic as with :meth:`upload`.
+        Kinds with a faster bulk path override this one-by-one default."""
+        for local_file, name in files:
+            self.upload(local_file, name)
+
     @abstractmethod
     def stat(self, name: str) -> ObjectInfo | None:
         """Size and sha256 of the bytes stored under ``name`` (read back), or None if absent."""

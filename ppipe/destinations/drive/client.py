@@ -140,6 +140,7 @@ class DriveFolder(Destination):
         super().__init__(spec, challenge)
         self._drive: GoogleDrive | None = None
         self._folder_id: str | None = None
+        self._subfolders: dict[str, str | None] = {}  # "a/b" -> folder id under the challenge folder
         self._lock = threading.Lock()
 
     # -- provider access ------------------------------------------------------------------
@@ -260,10 +261,34 @@ class DriveFolder(Destination):
         )
         return self._list(query, f"find {name}")
 
+    def _parent_of(self, name: str, create: bool) -> tuple[str | None, str]:
+        """(id of the folder holding ``name``, its title): ``a/b/c.png`` lives in sub-folder
+        ``a/b`` of the challenge folder, found (or, if ``create``, made) one level at a time."""
+        *folders, title = name.split("/")
+        parent = self._folder(create=create)
+        for depth in range(len(folders)):
+            if parent is None:
+                break
+            path = "/".join(folders[: depth + 1])
+            if self._subfolders.get(path) is None:  # absent ones are looked up again (made since?)
+                self._subfolders[path] = self._child_folder(parent, folders[depth], create)
+            parent = self._subfolders[path]
+        return parent, title
+
+    def _child_folder(self, parent: str, title: str, create: bool) -> str | None:
+        query = f"title = {quote(title)} and {quote(parent)} in parents and mimeType = '{FOLDER_MIME}' and trashed = false"
+        found = self._list(query, f"find folder {title}")
+        if found or not create:
+            return found[0]["id"] if found else None
+        folder = self._client().CreateFile({"title": title, "parents": [{"id": parent}], "mimeType": FOLDER_MIME})
+        with self._provider(f"create folder {title}"):
+            folder.Upload()
+        return folder["id"]
+
     def _file(self, name: str) -> GoogleDriveFile | None:
-        """The stored file titled ``name`` (metadata from the listing), None if absent or no folder."""
-        folder_id = self._folder(create=False)
-        found = self._files_named(folder_id, name) if folder_id else []
+        """The stored file ``name`` (metadata from the listing), None if absent or no folder."""
+        folder_id, title = self._parent_of(name, create=False)
+        found = self._files_named(folder_id, title) if folder_id else []
         if len(found) > 1:
             raise DestinationError(
                 self.uri_of(name), f"{len(found)} files with this title in the folder: remove all but one"
@@ -276,14 +301,14 @@ class DriveFolder(Destination):
         Drive makes a new file or revision visible only once the upload completes, so a reader
         never sees a partial file. The md5 Drive computed is checked against the local one.
         """
-        self._folder(create=True)
+        parent_id, title = self._parent_of(name, create=True)
         size, sha256, md5 = _hashes(Path(local_file))
         existing = self._file(name)
         mime = mimetypes.guess_type(name)[0] or "application/octet-stream"
         if existing is not None:
             drive_file = self._client().CreateFile({"id": existing["id"]})
         else:
-            drive_file = self._client().CreateFile({"title": name, "parents": [{"id": self._folder_id}]})
+            drive_file = self._client().CreateFile({"title": title, "parents": [{"id": parent_id}]})
         drive_file["mimeType"] = mime
         drive_file["properties"] = [
             {"key": SHA256_PROPERTY, "value": sha256, "visibility": "PUBLIC"},
@@ -312,6 +337,14 @@ class DriveFolder(Destination):
                 size += len(chunk)
         return ObjectInfo(size=size, sha256=digest.hexdigest())
 
+    def read(self, name: str) -> bytes:
+        """The stored bytes of ``name`` (as the other kinds offer, for verification); FileNotFoundError if absent."""
+        found = self._file(name)
+        if found is None:
+            raise FileNotFoundError(self.uri_of(name))
+        with self._provider("read back", self.uri_of(name)):
+            return b"".join(found.GetContentIOBuffer(chunksize=DOWNLOAD_CHUNK))
+
     def exists(self, name: str, sha256: str) -> bool:
         """True when ``name`` holds the content with this sha256, answered from file metadata.
 
@@ -328,8 +361,8 @@ class DriveFolder(Destination):
 
     def delete(self, name: str) -> None:
         """Delete every file titled ``name`` in the folder (duplicates included). Idempotent; returns None."""
-        folder_id = self._folder(create=False)
-        for drive_file in self._files_named(folder_id, name) if folder_id else []:
+        folder_id, title = self._parent_of(name, create=False)
+        for drive_file in self._files_named(folder_id, title) if folder_id else []:
             with self._provider("delete", self.uri_of(name)):
                 try:
                     drive_file.Delete()

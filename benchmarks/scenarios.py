@@ -1,0 +1,235 @@
+"""Benchmarks of scenarios: what perturbations cost at the cut, and shipping referenced files.
+
+    .venv/bin/python benchmarks/scenarios.py perturb [--rows 2000000]   # cut with vs without events
+    .venv/bin/python benchmarks/scenarios.py files [--files 10000]      # local folder vs cp -r
+    .venv/bin/python benchmarks/scenarios.py files --s3                 # and moto S3 vs aws s3 cp --recursive
+
+``perturb``: one release (a quarter of the source) cut by :func:`ppipe.release_files.write_release`
+from the same staged copy, with the challenge's scenario (missing, drift, duplicates,
+out-of-order, types, schema on that release) and without it (the same challenge minus the
+scenario: row ids on, so both take the Parquet path), alternated, median of ``--repeat``.
+Late labels are timed apart (they write a second file, the labels of the release before).
+
+``files``: a release whose 10,000 rows each reference a file of 1 KB to 1 MB (sizes
+log-uniform, seeded) is cut (every file hashed) and delivered by a real dispatch run, against
+``cp -r`` of the same folder (local) and ``aws s3 cp --recursive`` to the same moto server
+(S3), alternated, page cache warm for both, median of ``--repeat``.
+Data is cached in benchmarks/.data/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timezone
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from data_path import DATA, source_path  # noqa: E402
+
+EVENTS = [
+    {"at": 1, "missing": {"columns": ["x", "y"], "rate": 0.05}},
+    {"at": 1, "drift": {"columns": ["x"], "shift": 1.0, "scale": 1.1}},
+    {"at": 1, "duplicates": {"rate": 0.01}},
+    {"at": 1, "out_of_order": {"column": "ts", "rate": 0.1}},
+    {"at": 1, "types": {"count": "float"}},
+    {"at": 1, "schema": {"rename": {"name": "user"}, "add": {"version": "2"}}},
+]
+LATE = [{"from": 1, "late_labels": {"label": "label", "lag": 1}}]
+ISSUE = [  # the issue's example on this data, over 7 releases: at most four events per release
+    {"at": 3, "drift": {"columns": ["x"], "shift": 2.5, "scale": 1.1}},
+    {"from": 2, "missing": {"columns": ["x", "y"], "rate": 0.05}},
+    {"at": 4, "duplicates": {"rate": 0.01}},
+    {"at": 5, "schema": {"rename": {"name": "user"}, "drop": ["y"], "add": {"firmware": "v2"}}},
+    {"from": 1, "late_labels": {"label": "label", "lag": 1}},
+    {"at": 2, "out_of_order": {"column": "ts", "rate": 0.1}},
+    {"at": 6, "types": {"count": "float"}},
+]
+LATER = datetime(2030, 1, 1, tzinfo=timezone.utc)
+
+
+def challenge(source: Path, name: str, output: str, events: list | None, releases: int = 4):
+    from ppipe.challenge.specfile import parse_challenge
+
+    spec = {
+        "name": name, "source": str(source), "releases": releases,
+        "schedule": {"start": "2026-01-01T00:00:00Z", "every": "1d"},
+        "destinations": [{"kind": "local", "path": str(DATA / "out")}],
+        "output": {"format": output, "row_id": True},
+    }
+    if events:
+        spec["scenario"] = {"seed": 1, "events": events}
+    return parse_challenge(spec)
+
+
+def time_cuts(made, staged, indexes: list[int]) -> float:
+    """Seconds to cut releases ``indexes`` of ``made`` (write_release, as a dispatch run does)."""
+    from ppipe.data.release_files import write_release
+
+    releases = made.plan(staged.rows)
+    began = time.perf_counter()
+    for index in indexes:
+        write_release(made, staged, releases[index])
+    return time.perf_counter() - began
+
+
+def bench_perturb(rows: int, repeat: int) -> None:
+    from ppipe.data.staging import stage
+
+    source = source_path(rows)
+    os.environ["PPIPE_HOME"] = tempfile.mkdtemp(prefix="ppipe-bench-")
+    print(f"source: {source.name}, {rows:,} rows; median of {repeat}, cases alternated")
+    print(f"{'output':8} {'case':44} {'seconds':>8} {'ratio':>6}")
+    for output in ("csv", "parquet"):
+        # one release (release_1 of 4) with each event alone, all six together, late labels
+        cases = {"without events": ([], 4, [1])}
+        cases.update({f"{next(k for k in e if k != 'at')} alone": ([e], 4, [1]) for e in EVENTS})
+        cases["the six events on one release"] = (EVENTS, 4, [1])
+        cases["late labels (+ the labels file)"] = (LATE, 4, [1])
+        cases["7 releases without events"] = ([], 7, list(range(7)))
+        cases["7 releases, the issue's scenario"] = (ISSUE, 7, list(range(7)))
+        made = {name: challenge(source, f"c{i}-{output}", output, events, releases)
+                for i, (name, (events, releases, _)) in enumerate(cases.items())}
+        staged = {name: stage(m) for name, m in made.items()}
+        times = {name: [] for name in cases}
+        for _ in range(repeat):
+            for name, (_, _, indexes) in cases.items():
+                times[name].append(time_cuts(made[name], staged[name], indexes))
+        for name in cases:
+            base = "7 releases without events" if name.startswith("7 releases") else "without events"
+            value = statistics.median(times[name])
+            print(f"{output:8} {name:44} {value:8.3f} {value / statistics.median(times[base]):6.2f}")
+    shutil.rmtree(os.environ["PPIPE_HOME"], ignore_errors=True)
+
+
+# --- files -----------------------------------------------------------------------------------
+
+
+def file_set(count: int) -> Path:
+    """``count`` files of 1 KB to 1 MB (log-uniform sizes, seeded) and a table referencing them."""
+    import numpy as np
+    import polars as pl
+
+    folder = DATA / f"files_{count}"
+    table = folder / "table.csv"
+    if table.exists():
+        return table
+    rng = np.random.default_rng(0)
+    sizes = np.exp(rng.uniform(np.log(1024), np.log(1024 * 1024), count)).astype(int)
+    (folder / "files").mkdir(parents=True, exist_ok=True)
+    names = []
+    for i, size in enumerate(sizes):
+        name = f"files/{i // 1000:02d}/f_{i:05d}.bin"
+        (folder / name).parent.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_bytes(rng.bytes(int(size)))
+        names.append(name)
+    pl.DataFrame({"id": range(count), "file": names}).write_csv(table)
+    return table
+
+
+def deliver(table: Path, destination: dict) -> float:
+    """Seconds for a real dispatch run delivering the one release (cut + hashing + upload)."""
+    from ppipe import api
+    from ppipe.delivery import dispatch
+    from ppipe.ledger import Ledger
+    from ppipe.challenge.specfile import parse_challenge
+
+    name = f"files-{uuid.uuid4().hex[:8]}"
+    made = parse_challenge({
+        "name": name, "source": str(table), "releases": 1,
+        "schedule": {"start": "2026-01-01T00:00:00Z", "every": "1d"},
+        "destinations": [destination], "files": {"column": "file", "root": str(table.parent)},
+    })
+    api.create(made)
+    began = time.perf_counter()
+    report = dispatch(Ledger(), name, now=LATER)
+    elapsed = time.perf_counter() - began
+    assert report.ok, (report.failed, report.problems)
+    return elapsed
+
+
+def timed(command: list[str], env: dict | None = None) -> float:
+    began = time.perf_counter()
+    subprocess.run(command, check=True, stdout=subprocess.DEVNULL, env=env)
+    return time.perf_counter() - began
+
+
+def bench_files(count: int, repeat: int, s3: bool) -> None:
+    table = file_set(count)
+    files = table.parent / "files"
+    total = sum(p.stat().st_size for p in files.rglob("*") if p.is_file())
+    os.environ["PPIPE_HOME"] = tempfile.mkdtemp(prefix="ppipe-bench-")
+    work = Path(tempfile.mkdtemp(prefix="ppipe-bench-out-", dir=DATA))
+    print(f"{count:,} files, {total / 2**20:.0f} MiB (1 KB-1 MB, log-uniform); median of {repeat}")
+    timed(["cp", "-r", str(files), str(work / "warm")])  # page cache warm for both sides
+    ours, theirs = [], []
+    for i in range(repeat):
+        theirs.append(timed(["cp", "-r", str(files), str(work / f"cp_{i}")]))
+        ours.append(deliver(table, {"kind": "local", "path": str(work / f"ppipe_{i}")}))
+    report("local folder", "cp -r", ours, theirs)
+    shutil.rmtree(work, ignore_errors=True)
+    if s3:
+        bench_s3(table, files, repeat)
+    shutil.rmtree(os.environ["PPIPE_HOME"], ignore_errors=True)
+
+
+def bench_s3(table: Path, files: Path, repeat: int) -> None:
+    from moto.server import ThreadedMotoServer
+
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+    from tests.support.servers import free_port
+
+    os.environ.pop("AWS_CA_BUNDLE", None)
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1")
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    try:
+        ours, theirs = [], []
+        for i in range(repeat):
+            bucket = f"bench-{uuid.uuid4().hex[:10]}"
+            subprocess.run(["aws", "--endpoint-url", endpoint, "s3", "mb", f"s3://{bucket}"], check=True,
+                           stdout=subprocess.DEVNULL)
+            theirs.append(timed(["aws", "--endpoint-url", endpoint, "s3", "cp", "--recursive", "--quiet", str(files),
+                                 f"s3://{bucket}/cli/files"]))
+            ours.append(deliver(table, {"kind": "s3", "bucket": bucket, "endpoint_url": endpoint,
+                                        "region": "eu-west-1"}))
+        report("moto S3", "aws s3 cp --recursive", ours, theirs)
+    finally:
+        server.stop()
+
+
+def report(where: str, baseline: str, ours: list[float], theirs: list[float]) -> None:
+    mine, base = statistics.median(ours), statistics.median(theirs)
+    print(f"{where}: ppipe {mine:.2f} s (cut + sha256 of every file + upload), {baseline} {base:.2f} s, "
+          f"ratio {mine / base:.2f}  [runs: ppipe {', '.join(f'{t:.2f}' for t in ours)}; "
+          f"{baseline} {', '.join(f'{t:.2f}' for t in theirs)}]")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="what", required=True)
+    perturb = sub.add_parser("perturb")
+    perturb.add_argument("--rows", type=int, default=2_000_000)
+    perturb.add_argument("--repeat", type=int, default=5)
+    files = sub.add_parser("files")
+    files.add_argument("--files", type=int, default=10_000)
+    files.add_argument("--repeat", type=int, default=3)
+    files.add_argument("--s3", action="store_true", help="also moto S3 against aws s3 cp --recursive")
+    args = parser.parse_args()
+    if args.what == "perturb":
+        bench_perturb(args.rows, args.repeat)
+    else:
+        bench_files(args.files, args.repeat, args.s3)
+
+
+if __name__ == "__main__":
+    main()

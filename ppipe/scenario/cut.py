@@ -1,0 +1,118 @@
+"""Cutting a release of a challenge with a scenario or files: the table and what ships beside it.
+
+Called by the release cut (:meth:`ppipe.data.staged_parquet.StagedParquet.cut`) with two
+callables, so this package does not depend on the data path (it sits below it): ``frame_of(planned)`` gives a release's rows
+as delivered plus the hidden :data:`~ppipe.scenario.perturb.ROW`, and ``write(frame, path)``
+writes a frame in the output format. The organiser's record is written here, before the
+table is saved, so a delivered release always has one.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import polars as pl
+
+from ppipe import durable, settings
+from ppipe.scenario import files as files_
+from ppipe.scenario import labels as labels_
+from ppipe.scenario import record
+from ppipe.scenario.perturb import ROW, Perturbed, perturb
+from ppipe.challenge.scenario import Scenario
+
+ROW_ID = "row_id"
+
+FrameOf = Callable[[Any], pl.LazyFrame]
+Write = Callable[[pl.LazyFrame, Path], None]
+
+
+@dataclass(frozen=True)
+class Extra:
+    """A file shipped beside the release table: local path, name at the destination, sha256, size."""
+
+    path: Path
+    name: str
+    sha256: str
+    bytes: int
+
+
+@dataclass
+class Table:
+    """The release table to write (lazy), how many rows it has, and the files shipped beside it."""
+
+    frame: pl.LazyFrame
+    rows: int
+    extras: list[Extra] = field(default_factory=list)
+
+
+def applies(challenge: Any) -> bool:
+    """True when the challenge's releases are cut here (a scenario with events, or files)."""
+    scenario = getattr(challenge, "scenario", None)
+    return bool(scenario and scenario.events) or getattr(challenge, "files", None) is not None
+
+
+def cut(challenge: Any, staged: Any, release: Any, frame_of: FrameOf, write: Write) -> Table:
+    """Release ``release`` perturbed, its files and late labels ready, its record written."""
+    names = labels_.release_names(challenge)
+    scenario = challenge.scenario or Scenario()
+    done = perturb(frame_of(release), scenario, release.index, names)
+    table, shipped = _ship_files(challenge, release, done.frame)
+    labels = [_write_labels(challenge, staged, j, frame_of, write) for j in
+              labels_.labels_shipped_with(challenge, release.index)]
+    table = table.rename({ROW: ROW_ID}) if challenge.output.row_id else table.drop(ROW)
+    columns = table.collect_schema().names()
+    record.write(challenge.name, release.name, _record(challenge, release, done, columns, shipped, labels))
+    extras = [Extra(Path(s.path), s.name, s.sha256, s.bytes) for s in shipped] + [extra for extra, _ in labels]
+    return Table(table, done.height, extras)
+
+
+def _ship_files(challenge: Any, release: Any, table: pl.LazyFrame) -> tuple[pl.LazyFrame, list]:
+    spec = challenge.files
+    if spec is None or spec.column not in table.collect_schema().names():
+        return table, []
+    copies = settings.releases_dir(challenge.name) / release.name
+    paths = table.select(pl.col(spec.column).cast(pl.String)).collect().to_series()
+    column, shipped = files_.ship(spec, paths, release.name, copies)
+    return table.with_columns(pl.lit(column).alias(spec.column)), shipped
+
+
+def _write_labels(challenge: Any, staged: Any, index: int, frame_of: FrameOf, write: Write) -> tuple[Extra, dict]:
+    """``labels_<index>``: (row_id, label) of release ``index`` as in the source, by row_id."""
+    planned = challenge.plan(staged.rows)[index]
+    label = labels_.withheld_label(challenge, index)
+    frame = frame_of(planned).select(pl.col(ROW).alias(ROW_ID), pl.col(label)).sort(ROW_ID)
+    folder = settings.releases_dir(challenge.name)
+    folder.mkdir(parents=True, exist_ok=True)
+    name = labels_.labels_file_name(challenge, index)
+    tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
+    try:
+        write(frame, tmp)
+        durable.fsync_file(tmp)
+        size, digest = files_.hash_file(tmp)
+        tmp.replace(folder / name)
+    finally:
+        tmp.unlink(missing_ok=True)
+    entry = {"file": name, "release": planned.name, "rows": planned.rows, "sha256": digest, "bytes": size}
+    return Extra(folder / name, name, digest, size), entry
+
+
+def _record(challenge: Any, release: Any, done: Perturbed, columns: list[str], shipped: list,
+            labels: list[tuple[Extra, dict]]) -> dict:
+    later = labels_.labels_release(challenge, release.index)
+    withheld = labels_.withheld_label(challenge, release.index)
+    return {
+        "challenge": challenge.name, "release": release.name, "index": release.index,
+        "seed": challenge.scenario.seed if challenge.scenario else None,
+        "rows": {"planned": release.rows, "delivered": done.height},
+        "columns": columns,
+        "events": [applied.to_json() for applied in done.applied],
+        "labels": {"withheld": withheld,
+                   "ship_with": (challenge.release_name(later) if later is not None else None) if withheld else None},
+        "shipment": {
+            "files": [s.to_json() for s in shipped],
+            "labels": [entry for _, entry in labels],
+        },
+    }

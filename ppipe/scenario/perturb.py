@@ -1,0 +1,241 @@
+"""The perturbation engine: pure functions over one release's polars frame.
+
+Every random choice comes from a numpy PCG64 generator seeded with
+``(scenario seed, release index, event index)``: the same release gets the same bytes on
+every run and every machine, and adding an event to one release changes no other release.
+Events compose in spec order; each one sees the frame the previous ones left.
+
+The frame carries the hidden column :data:`ROW` (the row's number in the source), so what an
+event did is recorded by source row, whatever the shuffling and duplication before it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+import polars as pl
+
+from ppipe.challenge.scenario import (
+    Drift, Duplicates, Event, LateLabels, Missing, OutOfOrder, Scenario, SchemaChange, TypeChange, release_indexes,
+)
+
+#: Hidden column: the source row number of each row, dropped (or renamed row_id) before writing.
+ROW = "\x00ppipe_row"
+
+DTYPES = {"string": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
+
+
+@dataclass
+class Applied:
+    """What one event did to one release: its kind, the columns and source rows it touched."""
+
+    event: int
+    kind: str
+    columns: list[str]
+    rows: list[int] | None = None  # source row numbers; None = every row of the release
+    detail: dict[str, Any] = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        touched = "all" if self.rows is None else self.rows
+        count = None if self.rows is None else len(self.rows)
+        return {"event": self.event, "kind": self.kind, "columns": self.columns, "rows": touched,
+                "count": count, **self.detail}
+
+
+@dataclass
+class Perturbed:
+    """A release after its events: the lazy frame (with :data:`ROW`, nothing computed yet),
+    its height, what was done, and the label withheld by late labels, if any."""
+
+    frame: pl.LazyFrame
+    height: int
+    applied: list[Applied]
+    withheld_label: str | None = None
+    label_lag: int = 0
+
+
+@dataclass
+class State:
+    """What the events work on: the lazy release, and the source row of each position (numpy,
+    so recording which rows were touched never computes the frame).
+
+    Reorderings (duplicates, out of order) are kept as one pending ``order`` and applied to the
+    frame only when an event needs positions (missing values) or at the end: moving every row
+    is the costly part of a cut, so it is done once. Per-value changes (types, drift, schema)
+    do not care about order and go to the frame as they come.
+    """
+
+    frame: pl.LazyFrame
+    rows: np.ndarray
+    order: np.ndarray | None = None
+    base: int = 0  # height of the frame the pending order indexes
+
+    @property
+    def height(self) -> int:
+        return len(self.rows)
+
+    def reorder(self, order: np.ndarray) -> None:
+        if self.order is None:
+            self.base = self.height
+        self.order = order if self.order is None else self.order[order]
+        self.rows = self.rows[order]
+
+    def in_order(self) -> pl.LazyFrame:
+        """The frame with the pending reordering applied."""
+        if self.order is not None:
+            self.frame = self.frame.select(pl.all().gather(pl.lit(pl.Series(self.order, dtype=pl.Int64))))
+            self.order = None
+        return self.frame
+
+    def dtype(self, column: str) -> pl.DataType:
+        return self.frame.collect_schema()[column]
+
+
+def rng_for(seed: int, release: int, event: int) -> np.random.Generator:
+    """The generator of one event on one release (independent of every other pair)."""
+    return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, release, event])))
+
+
+def events_for(scenario: Scenario | None, release: int, names: list[str]) -> list[tuple[int, Event]]:
+    """(event index, event) of every event that applies to release ``release``, in spec order."""
+    if scenario is None:
+        return []
+    return [(i, e) for i, e in enumerate(scenario.events) if release in release_indexes(e, names)]
+
+
+def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int, names: list[str]) -> Perturbed:
+    """Apply every event of release ``release`` to ``frame`` (which has :data:`ROW`), in spec order.
+
+    The result stays lazy: the events become one query that polars runs when the release is
+    written, so a perturbed cut reads and writes the data once, like a plain one.
+    """
+    lf = frame.lazy()
+    state = State(lf, lf.select(ROW).collect()[ROW].to_numpy())
+    result = Perturbed(lf, 0, [])
+    for index, event in events_for(scenario, release, names):
+        applied = STEPS[event.kind](state, event.perturbation, rng_for(scenario.seed, release, index))
+        applied.event = index
+        result.applied.append(applied)
+        if isinstance(event.perturbation, LateLabels):
+            result.withheld_label, result.label_lag = event.perturbation.label, event.perturbation.lag
+    result.frame, result.height = state.in_order(), state.height
+    return result
+
+
+# --- one function per perturbation: (state, definition, rng) -> Applied ----------------------
+
+
+def _picked(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
+    """A boolean mask: each of ``n`` rows picked with probability ``rate``."""
+    return rng.random(n) < rate
+
+
+def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
+    rows: dict[str, list[int]] = {}
+    for column in spec.columns:
+        mask = _picked(rng, state.height, spec.rate)
+        rows[column] = state.rows[mask].tolist()
+        state.frame = state.in_order().with_columns(
+            pl.when(pl.lit(pl.Series(mask))).then(None).otherwise(pl.col(column)).alias(column))
+    every = sorted({r for rs in rows.values() for r in rs})
+    return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
+
+
+def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Applied:
+    n = state.height
+    originals = np.flatnonzero(_picked(rng, n, spec.rate))
+    # each copy goes somewhere after its original: position in (original, n]
+    places = originals + 1 + np.floor(rng.random(len(originals)) * (n - originals)).astype(np.int64)
+    copied = state.rows[originals].tolist()
+    state.reorder(np.insert(np.arange(n), places, originals))
+    return Applied(0, "duplicates", [], copied, {"rate": spec.rate})
+
+
+def drift(state: State, spec: Drift, rng: np.random.Generator) -> Applied:
+    numbers = {column: _as_float(pl.col(column), state.dtype(column)) for column in spec.columns}
+    # the mean of the release as it is now: copies count twice (the reordering itself does not matter)
+    weights = None if state.order is None else np.bincount(state.order, minlength=state.base)
+    means = _means(state.frame, numbers, weights)
+    state.frame = state.frame.with_columns([
+        ((x - means[c]) * spec.scale + means[c] + spec.shift).alias(c) if means[c] is not None else x.alias(c)
+        for c, x in numbers.items()])
+    return Applied(0, "drift", list(spec.columns), None, {"shift": spec.shift, "scale": spec.scale, "mean_before": means})
+
+
+def _means(frame: pl.LazyFrame, numbers: dict[str, pl.Expr], weights: np.ndarray | None) -> dict[str, float | None]:
+    """Mean of each column over the rows, each row counted ``weights[i]`` times (once if None)."""
+    if weights is None:
+        return frame.select([x.mean().alias(c) for c, x in numbers.items()]).collect().row(0, named=True)
+    w = pl.lit(pl.Series(weights, dtype=pl.Float64))
+    sums = frame.select([e for c, x in numbers.items() for e in (
+        (x * w).sum().alias(f"{c}\x00sum"), (x.is_not_null().cast(pl.Float64) * w).sum().alias(f"{c}\x00n"))]
+    ).collect().row(0, named=True)
+    return {c: (sums[f"{c}\x00sum"] / sums[f"{c}\x00n"] if sums[f"{c}\x00n"] else None) for c in numbers}
+
+
+def schema(state: State, spec: SchemaChange, rng: np.random.Generator) -> Applied:
+    frame = state.frame.rename(dict(spec.rename)).drop(list(spec.drop))
+    if spec.add:
+        frame = frame.with_columns([pl.lit(v).alias(k) for k, v in spec.add.items()])
+        frame = frame.select(pl.exclude(ROW), pl.col(ROW))  # the hidden column stays last
+    state.frame = frame
+    detail = {"rename": dict(spec.rename), "drop": list(spec.drop), "add": dict(spec.add)}
+    return Applied(0, "schema", list(spec.rename) + list(spec.drop) + list(spec.add), None, detail)
+
+
+def late_labels(state: State, spec: LateLabels, rng: np.random.Generator) -> Applied:
+    state.frame = state.frame.drop(spec.label)
+    return Applied(0, "late_labels", [spec.label], None, {"lag": spec.lag})
+
+
+def out_of_order(state: State, spec: OutOfOrder, rng: np.random.Generator) -> Applied:
+    picked = np.flatnonzero(_picked(rng, state.height, spec.rate))
+    if len(picked) < 2:  # one row alone cannot leave its place
+        return Applied(0, "out_of_order", [spec.column], [], {"rate": spec.rate})
+    moved = sorted(state.rows[picked].tolist())
+    cycle = rng.permutation(picked)
+    order = np.arange(state.height)
+    order[cycle] = np.roll(cycle, 1)  # each picked row takes the place of the next one in the cycle
+    state.reorder(order)
+    return Applied(0, "out_of_order", [spec.column], moved, {"rate": spec.rate})
+
+
+def types(state: State, spec: TypeChange, rng: np.random.Generator) -> Applied:
+    state.frame = state.frame.with_columns(
+        [cast(pl.col(c), state.dtype(c), t).alias(c) for c, t in spec.columns.items()])
+    return Applied(0, "types", list(spec.columns), None, {"to": dict(spec.columns)})
+
+
+STEPS: dict[str, Callable[[State, Any, np.random.Generator], Applied]] = {
+    "missing": missing, "duplicates": duplicates, "drift": drift, "schema": schema,
+    "late_labels": late_labels, "out_of_order": out_of_order, "types": types,
+}
+
+
+# --- conversions ----------------------------------------------------------------------------
+
+
+def _as_float(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
+    """A column as floats: text ("" is null) parsed, numbers widened."""
+    if dtype == pl.String:
+        column = pl.when(column == "").then(None).otherwise(column).str.strip_chars()
+    return column.cast(pl.Float64, strict=False)
+
+
+def cast(column: pl.Expr, dtype: pl.DataType, type_name: str) -> pl.Expr:
+    """``column`` (of type ``dtype``) converted to ``type_name``; text is parsed ("" is null), a
+    misfit becomes null (:mod:`ppipe.scenario.check` refuses at create a type change that some
+    value does not fit)."""
+    if dtype == pl.String and type_name != "string":
+        text = pl.when(column == "").then(None).otherwise(column).str.strip_chars()
+        if type_name == "int":
+            return text.str.to_integer(strict=False)
+        if type_name == "bool":
+            lower = text.str.to_lowercase()
+            return pl.when(lower == "true").then(True).when(lower == "false").then(False).otherwise(None)
+        return text.cast(pl.Float64, strict=False)
+    if type_name == "int" and dtype.is_float():  # 2.0 -> 2; 2.5 does not fit
+        return pl.when(column == column.floor()).then(column.cast(pl.Int64, strict=False))
+    return column.cast(DTYPES[type_name], strict=False)

@@ -1,0 +1,161 @@
+"""Each perturbation against its definition, on the example sensors (1,429 rows per release)."""
+
+from __future__ import annotations
+
+import numpy as np
+import polars as pl
+import pytest
+
+from ppipe.scenario.labels import release_names
+from ppipe.scenario.perturb import ROW, perturb
+from tests.scenario.support import binomial_bounds, challenge, sensors
+
+START, STOP = 4286, 5714  # release_3 of 7 over 10,000 rows
+
+
+def run(frame, scenario, release, names):
+    """perturb, with the lazy result computed (and its announced height checked)."""
+    done = perturb(frame, scenario, release, names)
+    done.frame = done.frame.collect()
+    assert done.frame.height == done.height
+    return done
+
+
+def cut(tmp_path, events, release=3, seed=11, typed=True):
+    made = challenge(tmp_path, events=events, seed=seed)
+    return run(sensors(START, STOP, typed), made.scenario, release, release_names(made))
+
+
+def test_missing_nulls_each_column_at_the_rate_and_nothing_else(tmp_path):
+    done = cut(tmp_path, [{"at": "release_3", "missing": {"columns": ["humidity", "pressure"], "rate": 0.05}}])
+    clean, frame = sensors(START, STOP), done.frame
+    low, high = binomial_bounds(clean.height, 0.05)
+    record = done.applied[0]
+    for column in ("humidity", "pressure"):
+        nulls = frame[column].is_null()
+        assert low <= nulls.sum() <= high
+        assert frame.filter(nulls)[ROW].to_list() == record.detail["rows_per_column"][column]
+        assert frame.filter(~nulls)[column].to_list() == clean.filter(~nulls)[column].to_list()
+    assert frame.drop("humidity", "pressure").equals(clean.drop("humidity", "pressure"))
+    # the two columns draw independently
+    assert record.detail["rows_per_column"]["humidity"] != record.detail["rows_per_column"]["pressure"]
+
+
+@pytest.mark.parametrize("shift, scale", [(2.5, 1.1), (-4.0, 1.0), (0.0, 0.5)])
+def test_drift_moves_the_mean_by_the_shift_and_scales_the_spread(tmp_path, shift, scale):
+    done = cut(tmp_path, [{"at": 3, "drift": {"columns": ["temperature"], "shift": shift, "scale": scale}}])
+    before, after = sensors(START, STOP)["temperature"], done.frame["temperature"]
+    assert after.mean() == pytest.approx(before.mean() + shift, abs=1e-9)
+    assert after.std() == pytest.approx(before.std() * scale, rel=1e-9)
+    assert done.applied[0].rows is None  # every row
+
+
+def test_drift_parses_text_columns(tmp_path):
+    done = cut(tmp_path, [{"at": 3, "drift": {"columns": ["temperature"], "shift": 1.0}}], typed=False)
+    before = sensors(START, STOP)["temperature"]
+    assert done.frame["temperature"].dtype == pl.Float64
+    assert done.frame["temperature"].mean() == pytest.approx(before.mean() + 1.0, abs=1e-9)
+
+
+def test_duplicates_copy_rows_at_the_rate_each_after_its_original(tmp_path):
+    done = cut(tmp_path, [{"at": "release_3", "duplicates": {"rate": 0.05}}])
+    clean, frame = sensors(START, STOP), done.frame
+    copies = frame.height - clean.height
+    low, high = binomial_bounds(clean.height, 0.05)
+    assert low <= copies <= high
+    rows = frame[ROW].to_list()
+    duplicated = sorted(r for r in set(rows) if rows.count(r) == 2)
+    assert duplicated == done.applied[0].rows and len(duplicated) == copies
+    assert frame.unique(maintain_order=True).sort(ROW).equals(clean)  # copies are exact
+    firsts = {}
+    for position, row in enumerate(rows):
+        firsts.setdefault(row, position)
+    originals = [r for p, r in enumerate(rows) if firsts[r] == p]
+    assert originals == clean[ROW].to_list()  # the originals keep their order
+
+
+def test_out_of_order_moves_exactly_the_picked_rows(tmp_path):
+    done = cut(tmp_path, [{"at": "release_3", "out_of_order": {"column": "timestamp", "rate": 0.1}}])
+    clean, frame = sensors(START, STOP), done.frame
+    moved = [int(r) for r, c in zip(frame[ROW], clean[ROW]) if r != c]
+    assert sorted(moved) == done.applied[0].rows
+    low, high = binomial_bounds(clean.height, 0.1)
+    assert low <= len(moved) <= high
+    assert frame.sort(ROW).equals(clean)  # the same rows, only their places changed
+    timestamps = frame["timestamp"].to_list()
+    assert sum(a > b for a, b in zip(timestamps, timestamps[1:])) > 0  # the order by timestamp is broken
+
+
+def test_schema_as_declared(tmp_path):
+    done = cut(tmp_path, [{"at": 3, "schema": {"rename": {"vibration": "vib"}, "drop": ["pressure"],
+                                              "add": {"firmware": "v2"}}}])
+    frame, clean = done.frame, sensors(START, STOP)
+    assert frame.columns == ["timestamp", "sensor_id", "temperature", "humidity", "vib", "label", "firmware", ROW]
+    assert frame["firmware"].unique().to_list() == ["v2"]
+    assert frame["vib"].to_list() == clean["vibration"].to_list()
+
+
+def test_types_as_declared(tmp_path):
+    done = cut(tmp_path, [{"at": 3, "types": {"label": "string", "humidity": "int", "temperature": "string"}}])
+    schema = done.frame.schema
+    assert (schema["label"], schema["temperature"]) == (pl.String, pl.String)
+    assert schema["humidity"] == pl.Int64
+    clean = sensors(START, STOP)
+    assert done.frame["label"].cast(pl.Int64).to_list() == clean["label"].to_list()
+    whole = clean["humidity"] == clean["humidity"].floor()
+    assert done.frame["humidity"].is_not_null().to_list() == whole.to_list()  # 55.5 is no int: null
+
+
+def test_late_labels_take_the_label_column_out(tmp_path):
+    done = cut(tmp_path, [{"from": "release_1", "late_labels": {"label": "label", "lag": 2}}])
+    assert "label" not in done.frame.columns
+    assert (done.withheld_label, done.label_lag) == ("label", 2)
+
+
+def test_events_compose_in_spec_order(tmp_path):
+    rename_then_null = [{"at": 3, "schema": {"rename": {"humidity": "hum"}}},
+                        {"at": 3, "missing": {"columns": ["hum"], "rate": 0.2}},
+                        {"at": 3, "drift": {"columns": ["temperature"], "shift": 1.0}}]
+    done = cut(tmp_path, rename_then_null)
+    assert [a.kind for a in done.applied] == ["schema", "missing", "drift"]
+    assert done.frame["hum"].null_count() == len(done.applied[1].rows) > 0
+    # the same steps by hand, one at a time, in that order
+    made = challenge(tmp_path, events=rename_then_null)
+    frame = sensors(START, STOP)
+    for index in range(3):
+        single = made.model_copy(update={"scenario": made.scenario.model_copy(update={
+            "events": [e if i == index else e.model_copy(update={"at": 0}) for i, e in enumerate(made.scenario.events)]})})
+        frame = run(frame, single.scenario, 3, release_names(made)).frame
+    assert frame.equals(done.frame)
+
+
+def test_draws_depend_on_seed_release_and_event_only(tmp_path):
+    one = [{"at": 2, "missing": {"columns": ["humidity"], "rate": 0.1}}]
+    two = one + [{"at": 3, "duplicates": {"rate": 0.1}}]
+    made_one, made_two = challenge(tmp_path, events=one), challenge(tmp_path, events=two)
+    frame = sensors(2857, 4286)
+    first = run(frame, made_one.scenario, 2, release_names(made_one))
+    again = run(frame, made_two.scenario, 2, release_names(made_two))
+    assert first.frame.equals(again.frame)  # an event on another release changes nothing here
+    other_seed = challenge(tmp_path, events=one, seed=12)
+    assert not run(frame, other_seed.scenario, 2, release_names(other_seed)).frame.equals(first.frame)
+
+
+def test_rate_zero_and_one_are_exact(tmp_path):
+    none = cut(tmp_path, [{"at": 3, "missing": {"columns": ["humidity"], "rate": 0}}])
+    every = cut(tmp_path, [{"at": 3, "missing": {"columns": ["humidity"], "rate": 1}}])
+    assert none.frame["humidity"].null_count() == 0
+    assert every.frame["humidity"].null_count() == every.frame.height
+    assert np.array_equal(sensors(START, STOP)["humidity"].to_numpy(), none.frame["humidity"].to_numpy())
+
+
+def test_drift_after_duplicates_counts_the_copies(tmp_path):
+    done = cut(tmp_path, [{"at": 3, "duplicates": {"rate": 0.3}},
+                          {"at": 3, "out_of_order": {"column": "timestamp", "rate": 0.3}},
+                          {"at": 3, "drift": {"columns": ["temperature"], "shift": 3.0, "scale": 2.0}}])
+    plain = cut(tmp_path, [{"at": 3, "duplicates": {"rate": 0.3}},
+                           {"at": 3, "out_of_order": {"column": "timestamp", "rate": 0.3}}])
+    before, after = plain.frame["temperature"], done.frame["temperature"]
+    assert done.frame[ROW].equals(plain.frame[ROW])
+    assert after.mean() == pytest.approx(before.mean() + 3.0, abs=1e-9)
+    assert after.std() == pytest.approx(before.std() * 2.0, rel=1e-9)
