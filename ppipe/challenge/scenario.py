@@ -218,6 +218,13 @@ def release_indexes(event: Event, names: list[str]) -> range:
     return range(first, last + 1)
 
 
+def events_for(scenario: Scenario | None, release: int, names: list[str]) -> list[tuple[int, Event]]:
+    """(event index, event) of every event that applies to release ``release``, in spec order."""
+    if scenario is None:
+        return []
+    return [(i, e) for i, e in enumerate(scenario.events) if release in release_indexes(e, names)]
+
+
 def event_field(index: int, event: Event, leaf: str = "") -> str:
     """The spec path of event ``index``'s perturbation (``scenario.events.3.drift.columns``)."""
     return f"scenario.events.{index}.{event.kind}" + (f".{leaf}" if leaf else "")

@@ -6,8 +6,7 @@ from typing import Any
 
 from ppipe.scenario import labels as labels_
 from ppipe.scenario import record
-from ppipe.scenario.perturb import events_for
-from ppipe.challenge.scenario import Event
+from ppipe.challenge.scenario import Event, events_for
 
 
 def summary(event: Event) -> str:

@@ -18,7 +18,7 @@ import numpy as np
 import polars as pl
 
 from ppipe.challenge.scenario import (
-    Drift, Duplicates, Event, LateLabels, Missing, OutOfOrder, Scenario, SchemaChange, TypeChange, release_indexes,
+    Drift, Duplicates, LateLabels, Missing, OutOfOrder, Scenario, SchemaChange, TypeChange, events_for,
 )
 
 #: Hidden column: the source row number of each row, dropped (or renamed row_id) before writing.
@@ -96,13 +96,6 @@ class State:
 def rng_for(seed: int, release: int, event: int) -> np.random.Generator:
     """The generator of one event on one release (independent of every other pair)."""
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, release, event])))
-
-
-def events_for(scenario: Scenario | None, release: int, names: list[str]) -> list[tuple[int, Event]]:
-    """(event index, event) of every event that applies to release ``release``, in spec order."""
-    if scenario is None:
-        return []
-    return [(i, e) for i, e in enumerate(scenario.events) if release in release_indexes(e, names)]
 
 
 def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int, names: list[str]) -> Perturbed:
