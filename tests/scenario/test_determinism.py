@@ -49,24 +49,25 @@ def without_times(manifest: bytes) -> dict:
     return document
 
 
+def run_twice(tmp_path: Path, spec: dict) -> tuple[dict[str, bytes], dict[str, bytes]]:
+    """Run ``spec`` in two processes (hash seeds 1 and 2) into runs ``a`` and ``b`` of ``tmp_path``,
+    each with its own PPIPE_HOME and destination folder; returns what each delivered."""
+    for seed, run in enumerate(("a", "b"), start=1):
+        path = tmp_path / run / "challenge.yaml"
+        path.parent.mkdir()
+        path.write_text(yaml.safe_dump({**spec, "destinations": [{"kind": "local", "path": str(tmp_path / run / "out")}]}))
+        run_in_a_fresh_process(path, tmp_path / run / "home", str(seed))
+    return delivered(tmp_path / "a" / "out"), delivered(tmp_path / "b" / "out")
+
+
 @pytest.mark.parametrize("output", ["csv", "parquet"])
 def test_two_runs_two_homes_identical_bytes(tmp_path, output):
-    specs = []
-    for run in ("a", "b"):
-        spec = {
-            "name": "twice", "source": str(ROOT / "deployments" / "data" / "sensors.csv"), "releases": 7,
-            "schedule": {"start": "2026-12-01T09:00:00Z", "every": "60s"},
-            "destinations": [{"kind": "local", "path": str(tmp_path / run / "out")}],
-            "output": {"row_id": True, "format": output, "shuffle": True, "seed": 5},
-            "scenario": {"seed": 11, "events": ISSUE_EVENTS},
-        }
-        path = tmp_path / run / "twice.yaml"
-        path.parent.mkdir()
-        path.write_text(yaml.safe_dump(spec))
-        specs.append(path)
-    run_in_a_fresh_process(specs[0], tmp_path / "a" / "home", "1")
-    run_in_a_fresh_process(specs[1], tmp_path / "b" / "home", "2")
-    first, second = delivered(tmp_path / "a" / "out"), delivered(tmp_path / "b" / "out")
+    first, second = run_twice(tmp_path, {
+        "name": "twice", "source": str(ROOT / "deployments" / "data" / "sensors.csv"), "releases": 7,
+        "schedule": {"start": "2026-12-01T09:00:00Z", "every": "60s"},
+        "output": {"row_id": True, "format": output, "shuffle": True, "seed": 5},
+        "scenario": {"seed": 11, "events": ISSUE_EVENTS},
+    })
     assert len(first) == 7 + 5 and first == second
     manifests = [(tmp_path / run / "out" / "twice" / "manifest.json").read_bytes() for run in ("a", "b")]
     assert without_times(manifests[0]) == without_times(manifests[1])
@@ -75,17 +76,7 @@ def test_two_runs_two_homes_identical_bytes(tmp_path, output):
 
 
 def test_the_multimodal_example_twice(tmp_path):
-    specs = []
-    for run in ("a", "b"):
-        spec = yaml.safe_load((ROOT / "deployments" / "shapes.yaml").read_text())
-        spec["source"] = str(SHAPES / "shapes.csv")
-        spec["files"]["root"] = str(SHAPES)
-        spec["destinations"] = [{"kind": "local", "path": str(tmp_path / run / "out")}]
-        path = tmp_path / run / "shapes.yaml"
-        path.parent.mkdir()
-        path.write_text(yaml.safe_dump(spec))
-        specs.append(path)
-    run_in_a_fresh_process(specs[0], tmp_path / "a" / "home", "3")
-    run_in_a_fresh_process(specs[1], tmp_path / "b" / "home", "4")
-    first, second = delivered(tmp_path / "a" / "out"), delivered(tmp_path / "b" / "out")
+    spec = yaml.safe_load((ROOT / "deployments" / "shapes.yaml").read_text())
+    spec["source"], spec["files"]["root"] = str(SHAPES / "shapes.csv"), str(SHAPES)
+    first, second = run_twice(tmp_path, spec)
     assert first == second and sum(name.endswith(".png") for name in first) >= 228
