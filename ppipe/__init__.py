@@ -1,22 +1,9 @@
 """ppipe: turn one dataset into an MLOps challenge whose releases arrive on a schedule.
 
 The public model is re-exported here (``from ppipe import Challenge, LocalDestination, ...``);
-the Python API is :mod:`ppipe.api`. Kept light: no Prefect or polars import happens here.
+the Python API is :mod:`ppipe.api`. Kept light: no Prefect, polars or pydantic import happens here.
 """
 
-from ppipe.challenge.planning import PlannedRelease
-from ppipe.challenge.spec import (
-    Challenge,
-    Delivery,
-    DriveDestination,
-    GcsDestination,
-    Grant,
-    LocalDestination,
-    Output,
-    S3Destination,
-    Schedule,
-    Source,
-)
 from ppipe.errors import DestinationError, PpipeError, SourceError, SpecError
 from ppipe.orchestration import blocks as _blocks
 
@@ -30,3 +17,22 @@ __all__ = [
     "PpipeError", "SpecError", "SourceError", "DestinationError",
 ]
 __version__ = "0.1.0"
+
+#: where each re-exported name lives; imported on first use (PEP 562), so that commands which
+#: need no model (``ppipe --help``) do not pay for pydantic
+_LAZY = {"PlannedRelease": "ppipe.challenge.planning", **{
+    name: "ppipe.challenge.spec" for name in (
+        "Challenge", "Delivery", "DriveDestination", "GcsDestination", "Grant", "LocalDestination",
+        "Output", "S3Destination", "Schedule", "Source",
+    )
+}}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        import importlib
+
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'ppipe' has no attribute {name!r}")

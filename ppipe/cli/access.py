@@ -6,9 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ppipe import api
-from ppipe.challenge.spec import Grant
-from ppipe.cli.common import Name, command, err_console, fail, group, say
+from ppipe.cli.common import Name, command, err_console, fail, group, lazy_module, say
+
+api = lazy_module("ppipe.api")
 
 app = group()
 
@@ -27,6 +27,8 @@ def grant(
     notify: Annotated[bool, typer.Option("--notify", help="drive: send Drive's notification e-mail.")] = False,
 ) -> None:
     """Give a participant read access on every destination of a service (no data upload)."""
+    from ppipe.challenge.spec import Grant
+
     report(api.grant(name, Grant(service=service, identity=identity, role=role, via=via, notify=notify)))
 
 

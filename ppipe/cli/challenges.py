@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.table import Table
 
-from ppipe import api
-from ppipe.cli.common import JsonFlag, Name, command, console, err_console, group, print_json, say
-from ppipe.ledger import ChallengeRecord
-from ppipe.scenario.describe import planned as planned_events
+from ppipe.cli.common import JsonFlag, Name, command, console, err_console, group, lazy_module, print_json, say
+
+if TYPE_CHECKING:
+    from ppipe.ledger import ChallengeRecord
+
+api = lazy_module("ppipe.api")
 
 app = group()
 
@@ -23,6 +25,8 @@ def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
     """Show the releases a challenge file would make: rows, when, where. Writes nothing."""
     challenge = api.load(file)
     n_rows, releases = api.plan(challenge)
+    from ppipe.scenario.describe import planned as planned_events
+
     events = [planned_events(challenge, release.index) for release in releases]
     if json_output:
         print_json({

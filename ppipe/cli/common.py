@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import functools
+import importlib.util
 import json
 import sys
+import types
 from typing import Annotated, Any, Callable
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 
 from ppipe.errors import PpipeError
@@ -40,7 +41,9 @@ def command(app: typer.Typer, *args: Any, **kwargs: Any) -> Callable:
                 return func(*a, **kw)
             except PpipeError as exc:
                 raise fail(str(exc), exc.exit_code) from None
-            except ValidationError as exc:
+            except Exception as exc:
+                if not _is_validation_error(exc):
+                    raise
                 from ppipe.challenge.specfile import spec_error
 
                 raise fail(str(spec_error(exc))) from None
@@ -48,6 +51,27 @@ def command(app: typer.Typer, *args: Any, **kwargs: Any) -> Callable:
         return app.command(*args, **kwargs)(wrapper)
 
     return decorate
+
+
+def _is_validation_error(exc: Exception) -> bool:
+    """A pydantic ValidationError, checked without importing pydantic (a command that never
+    loaded a model cannot have raised one): ``ppipe --help`` stays light."""
+    pydantic = sys.modules.get("pydantic")
+    return pydantic is not None and isinstance(exc, pydantic.ValidationError)
+
+
+def lazy_module(name: str) -> types.ModuleType:
+    """Module ``name``, executed on first attribute access (importlib's LazyLoader): a command
+    group refers to ``api`` at import time, but only the command that runs loads the ledger,
+    SQLAlchemy and the model."""
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.find_spec(name)
+    spec.loader = importlib.util.LazyLoader(spec.loader)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
 
 
 def say(text: str, *, wrap: bool = False) -> None:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import typer
 
-from ppipe import api
-from ppipe.cli.common import Name, command, err_console, group, say
+from ppipe.cli.common import Name, command, err_console, group, lazy_module, say
+
+api = lazy_module("ppipe.api")
 
 app = group()
 

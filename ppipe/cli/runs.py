@@ -13,9 +13,11 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from ppipe import api, settings
-from ppipe.cli.common import Name, command, console, err_console, group, say
+from ppipe import settings
+from ppipe.cli.common import Name, command, console, err_console, group, lazy_module, say
 from ppipe.errors import SpecError
+
+api = lazy_module("ppipe.api")
 
 app = group()
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from rich.table import Table
 
-from ppipe import api
-from ppipe.cli.common import JsonFlag, Name, command, console, group, print_json
-from ppipe.scenario.describe import done_rows
+from ppipe.cli.common import JsonFlag, Name, command, console, group, lazy_module, print_json
+
+api = lazy_module("ppipe.api")
+describe = lazy_module("ppipe.scenario.describe")
 
 app = group()
 
@@ -24,7 +25,7 @@ def scenario(name: Name, json_output: JsonFlag = False) -> None:
         table.add_column(column)
     for release in document["releases"]:
         if release["cut"]:
-            rows = done_rows(release["record"]) or [("", "", "nothing")]
+            rows = describe.done_rows(release["record"]) or [("", "", "nothing")]
         else:
             rows = [(phrase, "", "planned, not cut yet") for phrase in release["planned"]] or [("", "", "not cut yet")]
         for i, (event, columns, done) in enumerate(rows):

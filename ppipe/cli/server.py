@@ -6,8 +6,9 @@ from typing import Annotated, Optional
 
 import typer
 
-from ppipe import api
-from ppipe.cli.common import command, group, say
+from ppipe.cli.common import command, group, lazy_module, say
+
+api = lazy_module("ppipe.api")
 
 app = group(help="The local Prefect server ppipe runs against.")
 

@@ -1,0 +1,63 @@
+"""The read-only commands start fast: they import neither Prefect nor polars (nor, for
+``--help``, the ledger's SQLAlchemy or the model's pydantic). Each command runs in a fresh
+interpreter, which then reports the heavy packages it loaded."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+HEAVY = ("prefect", "polars", "pyarrow", "numpy", "fsspec", "sqlalchemy", "pydantic")
+PROBE = """
+import json, sys
+from ppipe.cli import main
+sys.argv = ["ppipe", *sys.argv[1:]]
+try:
+    main()
+except SystemExit:
+    pass
+sys.__stderr__.write("\\nLOADED " + json.dumps(sorted(m for m in {heavy} if m in sys.modules)) + "\\n")
+""".format(heavy=HEAVY)
+
+
+def loaded_by(*args: str, home: Path) -> list[str]:
+    env = {**os.environ, "PPIPE_HOME": str(home), "COLUMNS": "120"}
+    done = subprocess.run([sys.executable, "-c", PROBE, *args], env=env, capture_output=True, text=True, timeout=120)
+    marker = [line for line in done.stderr.splitlines() if line.startswith("LOADED ")]
+    assert marker, done.stderr
+    return json.loads(marker[-1][len("LOADED "):])
+
+
+@pytest.fixture
+def spec(tmp_path) -> Path:
+    folder = tmp_path / "deployments"
+    (folder / "data").mkdir(parents=True)
+    shutil.copy(ROOT / "deployments" / "data" / "sensors_300.csv", folder / "data")
+    text = (ROOT / "deployments" / "sensors-mini.yaml").read_text()
+    path = folder / "sensors-mini.yaml"
+    path.write_text(text)
+    return path
+
+
+def test_help_loads_no_heavy_package(tmp_path):
+    assert loaded_by("--help", home=tmp_path) == []
+
+
+@pytest.mark.parametrize("command", [["list"], ["show", "nope"]])
+def test_ledger_commands_load_neither_prefect_nor_polars(tmp_path, command):
+    loaded = loaded_by(*command, home=tmp_path)
+    assert "sqlalchemy" in loaded  # the probe sees what the command really imported
+    assert not {"prefect", "polars", "pyarrow", "fsspec"} & set(loaded), loaded
+
+
+def test_plan_loads_no_prefect(tmp_path, spec):
+    loaded = loaded_by("plan", str(spec), home=tmp_path)
+    assert "polars" in loaded  # counting the source's rows reads it
+    assert "prefect" not in loaded, loaded
