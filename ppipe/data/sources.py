@@ -19,14 +19,16 @@ import re
 import uuid
 import zlib
 from pathlib import Path
-from typing import IO, Iterator
+from typing import IO, TYPE_CHECKING, Iterator
 
-import fsspec
 import polars as pl
 
 from ppipe import settings
 from ppipe.errors import SourceError
 from ppipe.challenge.spec import Source
+
+if TYPE_CHECKING:  # fsspec (and asyncio with it) is imported for remote sources only
+    import fsspec
 
 CHUNK = 1 << 20
 SAMPLE = 1 << 20  # bytes hashed at each end of a local file by fingerprint()
@@ -95,6 +97,8 @@ def source_errors(source: Source, doing: str = "") -> Iterator[None]:
 
 def filesystem(source: Source) -> tuple[fsspec.AbstractFileSystem, str]:
     """The fsspec filesystem and path of the source (local paths use the local filesystem)."""
+    import fsspec.core
+
     with source_errors(source, "cannot open"):
         return fsspec.core.url_to_fs(source.url, **source.storage_options)
 
