@@ -140,3 +140,33 @@ def test_a_ledger_made_before_grant_versions_is_brought_up_to_date(tmp_path, ppi
     ledger.add_challenge(challenge, 10)
     [row] = ledger.unapplied_grants("alpha", "s3://ppipe-alpha/alpha", "s3")
     assert row.version == 1 and ledger.record_grant_applied(row.id, "s3://ppipe-alpha/alpha", "active", 1)
+
+
+def test_the_access_lock_admits_one_holder_at_a_time(ledger):
+    """On SQLite and PostgreSQL: holders never overlap, and a dead holder's lease runs out."""
+    from datetime import timedelta
+
+    inside, overlaps = [], []
+
+    def hold(i: int) -> None:
+        with ledger.access_lock("s3://shared", wait=60):
+            inside.append(i)
+            overlaps.append(len(inside))
+            time.sleep(0.02)
+            inside.remove(i)
+
+    threads = [threading.Thread(target=hold, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    assert overlaps == [1] * 8
+
+    abandoned = ledger.access_lock("s3://dead", lease=timedelta(seconds=0.2))
+    abandoned.__enter__()  # a holder that dies without releasing
+    with pytest.raises(Exception, match="being changed by another ppipe run"):
+        with ledger.access_lock("s3://dead", wait=0):
+            pass
+    time.sleep(0.3)
+    with ledger.access_lock("s3://dead", wait=1):
+        pass
