@@ -279,3 +279,56 @@ def grant_status(name: str, *, ledger: Ledger | None = None) -> list[GrantStatus
     ledger = open_ledger(ledger)
     applications = ledger.applications(name)
     return [GrantStatus(row, applications.get(row.id, [])) for row in ledger.grants(name, state=None)]
+
+
+# --- participants (ppipe.participants) -------------------------------------------------------
+
+
+def participant_add(challenge: str, name: str, *, email: str | None = None, s3: str | None = None,
+                    gcs: str | None = None, drive: str | None = None, ledger: Ledger | None = None):
+    """Register a participant, grant their identities read access; the token is in the result, once."""
+    from ppipe.participants import service
+
+    return service.add(challenge, name, email=email, s3=s3, gcs=gcs, drive=drive, ledger=ledger)
+
+
+def participant_list(challenge: str, *, ledger: Ledger | None = None):
+    from ppipe.participants import service
+
+    return service.list_participants(challenge, ledger=ledger)
+
+
+def participant_revoke(challenge: str, name: str, *, ledger: Ledger | None = None) -> list[str]:
+    from ppipe.participants import service
+
+    return service.revoke(challenge, name, ledger=ledger)
+
+
+def participant_rotate(challenge: str, name: str, *, ledger: Ledger | None = None) -> str:
+    from ppipe.participants import service
+
+    return service.rotate(challenge, name, ledger=ledger)
+
+
+def judge(name: str, *, now: datetime | None = None, ledger: Ledger | None = None):
+    """Open due requests, mark misses, score predictions whose labels are out (a judging round)."""
+    from ppipe.participants import service
+
+    return service.judge(name, now=now, ledger=ledger)
+
+
+def leaderboard(name: str, *, ledger: Ledger | None = None):
+    from ppipe.participants import service
+
+    return service.leaderboard(name, ledger=ledger)
+
+
+def serve_api(host: str = "127.0.0.1", port: int = 8765, *, workers: int = 1, access_log: bool = False) -> None:
+    """Serve the participants' HTTP API (uvicorn) until stopped."""
+    import uvicorn
+
+    from ppipe.participants.http import create_app
+
+    create_app().state.ledger.engine.dispose()  # fail here, in one line, if the ledger cannot be opened
+    uvicorn.run("ppipe.participants.http:create_app", factory=True, host=host, port=port, workers=workers,
+                log_level="warning", access_log=access_log)

@@ -175,7 +175,7 @@ class AccessLock(SQLModel, table=True):
 #: Modules that add their own tables to the ledger (SQLModel ``table=True`` classes on the
 #: same metadata), e.g. ``"ppipe.participants.records"``. They are imported before the tables
 #: are created, so a ledger opened from anywhere has every table. Add yours here.
-TABLE_MODULES: list[str] = ["ppipe.endpoints.records"]
+TABLE_MODULES: list[str] = ["ppipe.endpoints.records", "ppipe.participants.records"]
 
 
 def _import_table_modules() -> None:

@@ -39,6 +39,7 @@ from ppipe.destinations.s3.spec import S3Destination
 from ppipe.destinations.spec import DestinationSpec as DestinationSpecBase
 from ppipe.errors import PpipeError
 from ppipe.validation import Model, absolute_path
+from ppipe.challenge.requests import Leaderboard, Requests, requests_need_row_ids
 
 SourceFormat = Literal["csv", "tsv", "parquet", "json", "ndjson"]
 OutputFormat = Literal["csv", "parquet", "json", "ndjson"]
@@ -293,6 +294,8 @@ class Challenge(Model):
     delivery: Delivery = Field(default_factory=Delivery)
     scenario: Scenario | None = Field(default=None, description="What goes wrong, release by release (ppipe.scenario).")
     files: Files | None = Field(default=None, description="{column, root}: a column referencing files shipped per release.")
+    requests: Requests | None = Field(default=None, description="Validation and prediction requests to participants.")
+    leaderboard: Leaderboard | None = Field(default=None, description="Who may see the leaderboard (public by default).")
 
     model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
 
@@ -339,6 +342,8 @@ class Challenge(Model):
             if grant.key in keys[:i]:
                 raise ValueError(f"grants.{i}: same {grant.service} identity as an earlier grant ({grant.identity})")
         _check_scenario(self)
+        if problem := requests_need_row_ids(self.requests, self.output.row_id):
+            raise ValueError(problem)
         return self
 
     # -- derived views --------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """The ``ppipe`` command line: one Typer app per command group, composed here with add_typer.
 
-Each group module (``challenges``, ``access``, ``runs``, ``server``, ``integrity``, ``scenario``) holds
+Each group module (``challenges``, ``access``, ``runs``, ``server``, ``integrity``, ``scenario``, ``participants``) holds
 thin commands over :mod:`ppipe.api`; ``common`` turns a PpipeError (or a validation error)
 into one line on stderr and exit code 2, never a traceback.
 """
@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from ppipe.cli import access, challenges, integrity, runs, scenario, server
+from ppipe.cli import access, challenges, integrity, participants, runs, scenario, server
 from ppipe.cli.common import err_console
 from ppipe.settings import ENVIRONMENT
 
@@ -43,9 +43,10 @@ app = typer.Typer(
     epilog="Environment: " + "; ".join(f"{name}: {meaning}" for name, meaning in ENVIRONMENT.items()),
     pretty_exceptions_enable=False,
 )
-for group in (challenges.app, access.app, runs.app, integrity.app, scenario.app):
+for group in (challenges.app, access.app, runs.app, integrity.app, scenario.app, participants.app):
     app.add_typer(group)
 app.add_typer(server.app, name="server")
+app.add_typer(participants.participant_app, name="participant")
 
 
 def main() -> None:

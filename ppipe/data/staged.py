@@ -63,6 +63,11 @@ class StagedSource(ABC):
         SourceError when the source changed since staging (then ``out`` must be thrown away).
         """
 
+    def cut_without(self, challenge: Challenge, release: PlannedRelease, out: Path, columns: list[str]) -> Cut:
+        """Write release ``release`` minus ``columns`` to ``out`` (a prediction batch: the label
+        removed). SourceError where this kind cannot drop columns."""
+        raise SourceError(challenge.source.url, f"a {self.kind} staged copy cannot leave columns out of a release")
+
     def check_unchanged(self, source: Source) -> None:
         """None if ``source`` still matches the fingerprint recorded at staging; SourceError if
         it changed or disappeared."""

@@ -38,10 +38,17 @@ class StagedParquet(StagedSource):
         return cls.from_record(record, path=path) if path.is_file() else None
 
     def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
+        return self._cut(challenge, release, out)
+
+    def cut_without(self, challenge: Challenge, release: PlannedRelease, out: Path, columns: list[str]) -> Cut:
+        return self._cut(challenge, release, out, leave_out=columns)
+
+    def _cut(self, challenge: Challenge, release: PlannedRelease, out: Path, leave_out: list[str] = ()) -> Cut:
         name = challenge.release_file_name(release.index)
         with sources.source_errors(challenge.source, f"cannot write {name}"):
             table = self._table(challenge, release)
-            written = _write(table.frame, challenge.output.format, out)
+            frame = table.frame.drop(leave_out, strict=False) if leave_out else table.frame
+            written = _write(frame, challenge.output.format, out)
         durable.fsync_file(out)
         rows = written if written is not None else _count_rows(out, challenge.output.format)
         if rows != table.rows:

@@ -125,6 +125,7 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
         run.deliver(item)
     run.update_manifest()
     report = run.finish()
+    participant_side(ledger, spec, report)
 
     publish_artifacts(ledger, report)
     if report.finished:
@@ -175,3 +176,47 @@ def _stop_schedule(challenge: str) -> None:
 
     if set_schedule_active(challenge, False):
         get_run_logger().info("%s: deployment schedule paused", challenge)
+
+
+# --- the participant side: requests, judging, leaderboard ----------------------------------------
+
+
+@task(name="open requests", task_run_name="open requests {release}", cache_policy=NO_CACHE)
+def open_requests(ledger: Ledger, challenge: str, index: int, release: str) -> dict:
+    """Announce a delivered release to participants and open their validation/prediction requests."""
+    from ppipe.participants.requests import open_release
+
+    opened = open_release(ledger, challenge, index)
+    return {"release": release, "validation": opened.validation, "prediction": opened.prediction,
+            "predict_file": opened.batch, "problems": opened.problems}
+
+
+@task(name="judge", task_run_name="judge {challenge}", cache_policy=NO_CACHE)
+def judge_round(ledger: Ledger, challenge: str) -> str:
+    """Mark missed requests and score predictions whose labels are out."""
+    from ppipe.participants.rounds import judge
+
+    return judge(ledger, challenge).line()
+
+
+def participant_side(ledger: Ledger, spec: Challenge, report: delivery.Report) -> None:
+    """After delivering: open requests per newly delivered release, judge, publish the leaderboard.
+    What fails is added to the run's problems (the run then ends Failed, naming it)."""
+    if spec.requests is None:
+        return
+    from ppipe.participants import leaderboard
+    from ppipe.participants.requests import unannounced
+
+    logger = get_run_logger()
+    try:
+        for index in unannounced(ledger, spec.name):
+            opened = open_requests(ledger, spec.name, index, spec.release_name(index))
+            report.problems.extend(opened["problems"])
+            logger.info("%s: %d validation and %d prediction request(s) opened", opened["release"],
+                        opened["validation"], opened["prediction"])
+        logger.info("%s", judge_round(ledger, spec.name))
+        board = leaderboard.build(ledger, spec.name)
+        create_table_artifact(key=f"ppipe-{spec.name}-leaderboard", table=board.rows or [{"participant": "(none yet)"}],
+                              description=f"Leaderboard of {spec.name}: " + ", ".join(c.title for c in board.columns))
+    except Exception as exc:  # noqa: BLE001 - reported as the run's failure, in one line
+        report.problems.append(f"participants: {delivery.error_text(exc)}")
