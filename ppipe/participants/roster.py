@@ -17,8 +17,7 @@ from sqlalchemy import select as sa_select
 from sqlalchemy.exc import IntegrityError
 from sqlmodel import select
 
-from ppipe.delivery.access import apply_pending, destinations_of
-from ppipe.delivery import error_text
+from ppipe.delivery.access import Applied, change_grant, destinations_of
 from ppipe.errors import ConflictError, NotFoundError, SpecError
 from ppipe.ledger import ChallengeRecord, Ledger, utcnow
 from ppipe.challenge.spec import Grant
@@ -96,19 +95,16 @@ def add(ledger: Ledger, challenge: str, name: str, *, email: str | None = None, 
 
 
 def change_grants(ledger: Ledger, challenge: str, grants: list[Grant], *, revoke: bool = False) -> list[str]:
-    """Record each grant (or revocation), then apply it wherever the destination answers now."""
-    for grant in grants:
-        (ledger.revoke_grant if revoke else ledger.add_grant)(challenge, grant)
-    spec = ledger.challenge(challenge)
-    lines = []
-    for service in sorted({grant.service for grant in grants}):
-        for destination in destinations_of(spec, service):
-            try:
-                lines += [f"{a.action} {a.grant.identity} on {a.destination}" + (f": {a.detail}" if a.detail else "")
-                          for a in apply_pending(ledger, spec, destination)]
-            except Exception as exc:  # noqa: BLE001 - recorded; the next run applies it
-                lines.append(f"recorded for {destination.uri}, applied by the next run ({error_text(exc)})")
-    return lines
+    """Record each grant (or revocation) and apply it at once where the destination answers;
+    one line each. What cannot be applied now stays recorded and the next run applies it."""
+    return [_line(applied) for grant in grants for applied in change_grant(ledger, challenge, grant, revoke=revoke)]
+
+
+def _line(applied: Applied) -> str:
+    if applied.action == "failed":
+        return f"not applied yet on {applied.destination} (the next run retries): {applied.detail}"
+    return f"{applied.action} {applied.grant.identity} on {applied.destination}" + (
+        f": {applied.detail}" if applied.detail else "")
 
 
 def get(ledger: Ledger, challenge: str, name: str) -> ParticipantRecord:
