@@ -7,8 +7,9 @@ from typing import Annotated, Optional
 import typer
 from rich.table import Table
 
-from ppipe import api
-from ppipe.cli.common import JsonFlag, Name, command, console, group, print_json, say
+from ppipe.cli.common import JsonFlag, Name, command, console, group, lazy_module, print_json, say
+
+api = lazy_module("ppipe.api")
 
 app = group()
 participant_app = group(name="participant", help="Participants of a challenge and their API tokens.")
