@@ -181,20 +181,14 @@ def bench_files(count: int, repeat: int, s3: bool) -> None:
 
 
 def bench_s3(table: Path, files: Path, repeat: int) -> None:
-    from moto.server import ThreadedMotoServer
-
     sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-    from tests.support.servers import free_port
+    from tests.support.servers import moto_process  # the moto server in a process of its own, as for the CLI
 
     os.environ.pop("AWS_CA_BUNDLE", None)
     os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing", AWS_DEFAULT_REGION="eu-west-1")
-    port = free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    try:
+    with moto_process() as endpoint:
         ours, theirs = [], []
-        for i in range(repeat):
+        for _ in range(repeat):
             bucket = f"bench-{uuid.uuid4().hex[:10]}"
             subprocess.run(["aws", "--endpoint-url", endpoint, "s3", "mb", f"s3://{bucket}"], check=True,
                            stdout=subprocess.DEVNULL)
@@ -203,8 +197,6 @@ def bench_s3(table: Path, files: Path, repeat: int) -> None:
             ours.append(deliver(table, {"kind": "s3", "bucket": bucket, "endpoint_url": endpoint,
                                         "region": "eu-west-1"}))
         report("moto S3", "aws s3 cp --recursive", ours, theirs)
-    finally:
-        server.stop()
 
 
 def report(where: str, baseline: str, ours: list[float], theirs: list[float]) -> None:

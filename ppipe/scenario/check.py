@@ -30,7 +30,8 @@ ROW_ID = "row_id"
 
 def check_source(challenge: Any, staged: Any, row_column: str | None = None) -> None:
     """Everything that needs the staged source, at create: columns through the events, values
-    that type changes and drift meet, and every referenced file (SpecError on the first problem).
+    that type changes and drift meet, and every referenced file (SpecError on the first problem;
+    the files are hashed once here, see :func:`ppipe.scenario.files.fingerprint`).
 
     ``row_column``: the staged copy's column of source row numbers when it is shuffled."""
     if challenge.files is None and challenge.scenario is None:
@@ -42,8 +43,10 @@ def check_source(challenge: Any, staged: Any, row_column: str | None = None) -> 
     spans = [(r.start, r.stop) for r in challenge.plan(staged.rows)]
     check_values(challenge.scenario, names, spans, staged.path, source)
     if files is not None:
+        from ppipe.scenario.files import fingerprint
+
         row = pl.col(row_column) if row_column else None
-        check_files(files, file_column(files, pl.scan_parquet(staged.path), row))
+        fingerprint(check_files(files, file_column(files, pl.scan_parquet(staged.path), row)), staged.path.parent)
 
 
 def check_source_columns(challenge: Any, columns: Callable[[], list[str]]) -> None:
@@ -66,12 +69,12 @@ def file_column(files: Any, lf: pl.LazyFrame, row: pl.Expr | None = None) -> pl.
     return lf.select(row.alias("row"), pl.col(files.column).cast(pl.String)).collect()
 
 
-def check_files(files: Any, column: pl.DataFrame) -> None:
+def check_files(files: Any, column: pl.DataFrame) -> list[str]:
     """SpecError naming the source row and path of the first referenced file that is missing
-    (``column`` as :func:`file_column` makes it)."""
+    (``column`` as :func:`file_column` makes it); else the distinct files referenced."""
     from ppipe.scenario.files import check_exist
 
-    check_exist(files, zip(column["row"].to_list(), column[files.column].to_list()))
+    return check_exist(files, zip(column["row"].to_list(), column[files.column].to_list()))
 
 
 class _Columns:

@@ -59,7 +59,7 @@ def cut(challenge: Any, staged: Any, release: Any, frame_of: FrameOf, write: Wri
     names = labels_.release_names(challenge)
     scenario = challenge.scenario or Scenario()
     done = perturb(frame_of(release), scenario, release.index, names)
-    table, shipped = _ship_files(challenge, release, done.frame)
+    table, shipped = _ship_files(challenge, staged, release, done.frame)
     labels = [_write_labels(challenge, staged, j, frame_of, write) for j in
               labels_.labels_shipped_with(challenge, release.index)]
     table = table.rename({ROW: ROW_ID}) if challenge.output.row_id else table.drop(ROW)
@@ -69,13 +69,13 @@ def cut(challenge: Any, staged: Any, release: Any, frame_of: FrameOf, write: Wri
     return Table(table, done.height, extras)
 
 
-def _ship_files(challenge: Any, release: Any, table: pl.LazyFrame) -> tuple[pl.LazyFrame, list]:
+def _ship_files(challenge: Any, staged: Any, release: Any, table: pl.LazyFrame) -> tuple[pl.LazyFrame, list]:
     spec = challenge.files
     if spec is None or spec.column not in table.collect_schema().names():
         return table, []
     copies = settings.releases_dir(challenge.name) / release.name
     paths = table.select(pl.col(spec.column).cast(pl.String)).collect().to_series()
-    column, shipped = files_.ship(spec, paths, release.name, copies)
+    column, shipped = files_.ship(spec, paths, release.name, copies, files_.known_hashes(staged.path.parent))
     return table.with_columns(pl.lit(column).alias(spec.column)), shipped
 
 

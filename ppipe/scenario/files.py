@@ -10,6 +10,7 @@ outside ``root`` goes to ``<release name>/_external/<12 hex of its URL's sha256>
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import posixpath
 from concurrent.futures import ThreadPoolExecutor
@@ -19,9 +20,11 @@ from typing import Iterable
 
 import polars as pl
 
-from ppipe.errors import SpecError
+from ppipe import durable
+from ppipe.errors import SourceError, SpecError
 from ppipe.challenge.scenario import Files
 
+INDEX = "files.json"  # in the staged folder: each local referenced file's size, mtime and sha256
 HASH_CHUNK = 1 << 20
 THREADS = 4  # hashing releases the GIL; a few threads keep the disk busy
 
@@ -82,9 +85,9 @@ def _inside(relative: str, shown: str) -> str:
 # --- at create: every referenced file exists ------------------------------------------------
 
 
-def check_exist(files: Files, values: Iterable[tuple[int, str | None]]) -> int:
+def check_exist(files: Files, values: Iterable[tuple[int, str | None]]) -> list[str]:
     """SpecError naming the row and the path of the first referenced file that does not exist
-    (or leaves the root); returns how many distinct files are referenced.
+    (or leaves the root); returns the distinct files referenced (where each is read from).
 
     ``values`` are (source row number, cell) pairs; null cells reference nothing.
     """
@@ -102,7 +105,34 @@ def check_exist(files: Files, values: Iterable[tuple[int, str | None]]) -> int:
         row = seen[missing[0]]
         more = f" ({len(missing) - 1} more missing)" if len(missing) > 1 else ""
         raise SpecError("files.column", f"{files.column} at source row {row}: {missing[0]} does not exist{more}")
-    return len(seen)
+    return list(seen)
+
+
+def fingerprint(sources: list[str], folder: Path) -> Path:
+    """Hash every local referenced file once, at create, into ``folder/files.json`` (size,
+    mtime, sha256): the cut reuses a hash while size and mtime are unchanged, and refuses a file
+    whose content changed since (releases would mix two versions, as with a changed source)."""
+    local = [s for s in sources if not _is_url(s)]
+    with ThreadPoolExecutor(THREADS) as pool:
+        entries = dict(zip(local, pool.map(_stat_and_hash, local)))
+    path = folder / INDEX
+    tmp = folder / f".{INDEX}.tmp"
+    tmp.write_text(json.dumps(entries, separators=(",", ":")), encoding="utf-8")
+    durable.fsync_file(tmp)
+    tmp.replace(path)
+    return path
+
+
+def known_hashes(folder: Path) -> dict[str, list]:
+    """What :func:`fingerprint` recorded in ``folder`` (empty when nothing was)."""
+    path = folder / INDEX
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def _stat_and_hash(path: str) -> list:
+    info = os.stat(path)
+    size, digest = hash_file(Path(path))
+    return [size, info.st_mtime_ns, digest]
 
 
 def _missing(sources: list[str], files: Files) -> list[str]:
@@ -122,11 +152,13 @@ def _missing(sources: list[str], files: Files) -> list[str]:
 # --- at the cut: the release's files, hashed --------------------------------------------------
 
 
-def ship(files: Files, column: pl.Series, release_name: str, copies: Path) -> tuple[pl.Series, list[Shipped]]:
+def ship(files: Files, column: pl.Series, release_name: str, copies: Path,
+         known: dict[str, list] | None = None) -> tuple[pl.Series, list[Shipped]]:
     """The released column (paths under ``release_name/``) and the files to ship, hashed.
 
-    Local files are shipped from where they are; remote ones are fetched into ``copies``
-    (the release's local audit folder) first. A file referenced by several rows ships once.
+    Local files are shipped from where they are, with the hash :func:`fingerprint` recorded
+    (``known``) while they are unchanged; remote ones are fetched into ``copies`` (the
+    release's local audit folder) first. A file referenced by several rows ships once.
     """
     referenced: dict[str, Referenced] = {}
     released = []
@@ -138,11 +170,11 @@ def ship(files: Files, column: pl.Series, release_name: str, copies: Path) -> tu
         referenced.setdefault(ref.relative, ref)
         released.append(f"{release_name}/{ref.relative}")
     with ThreadPoolExecutor(THREADS) as pool:
-        shipped = list(pool.map(lambda ref: _hashed(ref, release_name, copies), referenced.values()))
+        shipped = list(pool.map(lambda ref: _hashed(ref, release_name, copies, known or {}), referenced.values()))
     return pl.Series(column.name, released, pl.String), sorted(shipped, key=lambda s: s.name)
 
 
-def _hashed(ref: Referenced, release_name: str, copies: Path) -> Shipped:
+def _hashed(ref: Referenced, release_name: str, copies: Path, known: dict[str, list]) -> Shipped:
     name = f"{release_name}/{ref.relative}"
     if _is_url(ref.source):
         local = copies / ref.relative
@@ -152,7 +184,13 @@ def _hashed(ref: Referenced, release_name: str, copies: Path) -> Shipped:
         with fsspec.open(ref.source, "rb") as remote, open(local, "wb") as out:
             size, digest = _copy_hashing(remote, out)
         return Shipped(name, str(local), digest, size)
+    entry, info = known.get(ref.source), os.stat(ref.source)
+    if entry and (entry[0], entry[1]) == (info.st_size, info.st_mtime_ns):
+        return Shipped(name, ref.source, entry[2], entry[0])
     size, digest = hash_file(Path(ref.source))
+    if entry and digest != entry[2]:
+        raise SourceError(ref.source, "changed since the challenge was created: releases would mix two versions; "
+                                      "restore it or make a new challenge")
     return Shipped(name, ref.source, digest, size)
 
 

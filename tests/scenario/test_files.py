@@ -146,3 +146,14 @@ def test_the_shapes_challenge_plans_and_runs(tmp_path):
     result = CliRunner().invoke(app, ["plan", str(ROOT / "deployments" / "shapes.yaml"), "--json"])
     assert result.exit_code == 0, result.output
     assert [r["rows"] for r in json.loads(result.stdout)["releases"]] == [60, 60, 60, 60]
+
+
+def test_a_file_changed_after_create_is_refused_at_the_cut(tmp_path, shapes):
+    made = multimodal(tmp_path, shapes, {"kind": "local", "path": str(tmp_path / "out")})
+    api.create(made)
+    changed = shapes.parent / "images" / "shape_002.png"
+    changed.write_bytes(changed.read_bytes() + b"tampered")
+    run = dispatch(Ledger(), made.name, now=LATER)
+    assert [o.release for o in run.failed] == ["release_0"]
+    assert f"source {changed}: changed since the challenge was created" in run.failed[0].error
+    assert [o.release for o in run.delivered] == ["release_1", "release_2"]  # the others go on
