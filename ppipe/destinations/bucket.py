@@ -60,6 +60,9 @@ class BucketDestination(DestinationSpec):
     def location(self, challenge: str) -> str:
         return f"{self.scheme}://{self.bucket_for(challenge)}/{self.prefix_for(challenge)}".rstrip("/")
 
+#: Requests in flight while uploading many files: as ``aws s3 cp`` (10) and a little more; far
+#: more only queues on the server and the client's event loop.
+PUT_CONCURRENCY = 16
 #: Read back in large blocks: one ranged GET per 8 MiB rather than one per chunk hashed.
 READ_BLOCK = 8 * 2**20
 
@@ -101,10 +104,11 @@ class BucketPrefix(Destination):
         return f"{self.bucket}/{self.key_of(name)}"
 
     def upload_many(self, files: list[tuple[Path, str]]) -> None:
-        """Put every file in one concurrent batch (fsspec runs the requests side by side)."""
+        """Put the files, :data:`PUT_CONCURRENCY` requests at a time (fsspec runs them side by side)."""
         if files:
             with self._errors(f"upload {len(files)} files"):
-                self.fs.put([str(path) for path, _ in files], [self._path(name) for _, name in files])
+                self.fs.put([str(path) for path, _ in files], [self._path(name) for _, name in files],
+                            batch_size=PUT_CONCURRENCY)
 
     def stat(self, name: str) -> ObjectInfo | None:
         """Size and sha256 of the stored bytes (downloaded and hashed), or None if absent."""

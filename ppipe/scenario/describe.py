@@ -57,7 +57,8 @@ def done_rows(entry: dict) -> list[tuple[str, str, str]]:
     """(event, columns, what was done) per applied event of one release's record."""
     rows = []
     for applied in entry.get("events", []):
-        touched = "every row" if applied["rows"] == "all" else f"{applied['count']} rows"
+        count = applied["count"]
+        touched = "every row" if applied["rows"] == "all" else f"{count} row{'' if count == 1 else 's'}"
         detail = _detail(applied, entry)
         rows.append((f"#{applied['event']} {applied['kind']}", ", ".join(applied["columns"]),
                      touched + (f": {detail}" if detail else "")))
