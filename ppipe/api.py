@@ -203,7 +203,7 @@ def verify(name: str, *, ledger: Ledger | None = None):
 
 def demo(out: Path = Path("out"), *, timeout: float = 240, announce=lambda line: None,
          progress=lambda delivered, failed: None):
-    """The example challenge, six releases 10s apart, delivered by a Prefect worker to ``out``."""
+    """The example challenge, six releases 20s apart, two simulated participants, delivered by a Prefect worker to ``out``."""
     from ppipe.orchestration.demo import run_demo
 
     return run_demo(out, timeout=timeout, announce=announce, progress=progress)

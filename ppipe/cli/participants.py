@@ -90,9 +90,11 @@ def judge(challenge: Name, json_output: JsonFlag = False) -> None:
 
 def print_board(board) -> None:
     """The leaderboard as a table that fits 80 columns."""
-    table = Table(title=f"{board.challenge} leaderboard")
+    metric = f" ({board.metric})" if board.metric else ""
+    table = Table(title=f"{board.challenge} leaderboard{metric}")
     for column in board.columns:
-        table.add_column(column.title, justify="left" if column.kind == "text" else "right", overflow="fold")
+        table.add_column(column.narrow_title, justify="left" if column.kind == "text" else "right",
+                         no_wrap=column.kind == "text")
     for row in board.rows:
         table.add_row(*[_cell(column, row.get(column.key)) for column in board.columns])
     console.print(table)

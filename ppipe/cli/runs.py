@@ -140,7 +140,7 @@ def demo(
     out: Annotated[Path, typer.Option("--out", help="Folder the releases go to.")] = Path("out"),
     timeout: Annotated[int, typer.Option("--timeout", help="Give up after this many seconds.")] = 240,
 ) -> None:
-    """The main job: the example challenge, six releases 10s apart, delivered by a Prefect worker to ./out.
+    """The main job: the example challenge, six releases 20s apart, delivered by a Prefect worker to ./out.
 
     Starts (or reuses) the local Prefect server, replaces an older demo challenge, deploys
     it, runs a worker until the last release is delivered, then says where everything is.
@@ -160,7 +160,7 @@ def demo(
         say(f"manifest: {result.manifest}")
         say(result.manifest.read_text(encoding="utf-8"))
     say(f"Prefect UI: {result.ui_url} (runs, task runs, artifacts "
-        f"ppipe-{result.folder.name}-releases and ppipe-{result.folder.name}-summary)")
+        f"ppipe-{result.folder.name}-releases, ppipe-{result.folder.name}-summary and ppipe-{result.folder.name}-leaderboard)")
     if result.problems:
         err_console.print(f"error: the worker reported {len(result.problems)} problem line(s), see {result.worker_log}:",
                           markup=False, soft_wrap=True)
@@ -172,3 +172,8 @@ def demo(
     if not result.ok:
         raise typer.Exit(1)
     say(f"done: all releases of {result.folder.name} delivered; worker output in {result.worker_log}")
+    if result.leaderboard is not None:
+        from ppipe.cli.participants import print_board
+
+        print_board(result.leaderboard)
+        say(f"leaderboard: {result.leaderboard_url} (while `ppipe api` runs)")

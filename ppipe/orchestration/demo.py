@@ -21,9 +21,13 @@ from ppipe.data.manifest import MANIFEST
 from ppipe.delivery import challenges
 from ppipe.ledger import Ledger
 from ppipe.orchestration import deploy, server
+from ppipe.participants import leaderboard, roster
+from ppipe.participants.http.serve import serving
+from ppipe.participants.rounds import judge
+from ppipe.participants.simulated import SimulatedParticipant, run_in_background
 
 DEMO_NAME = "sensors-demo"
-RELEASES, EVERY = 6, 10
+RELEASES, EVERY = 6, 20  # apart enough that each release's run ends before the next is due
 
 #: ``progress(delivered indexes, whether some failed)``: called about once a second while the demo waits.
 Progress = Callable[[list[int], bool], None]
@@ -40,6 +44,8 @@ class DemoResult:
     files: list[str] = field(default_factory=list)
     manifest: Path | None = None
     problems: list[str] = field(default_factory=list)  # the worker's error lines
+    leaderboard: object | None = None  # ppipe.participants.leaderboard.Board
+    leaderboard_url: str = ""
 
     @property
     def ok(self) -> bool:
@@ -56,6 +62,9 @@ def demo_challenge(out: Path, *, start: datetime, releases: int = RELEASES, ever
         releases=releases, schedule={"start": start.isoformat(), "every": f"{every}s"},
         destinations=[{"kind": "local", "path": str(out)}],
         delivery={"retries": 2, "retry_delay": "1s", "timeout": "2m"},
+        output={**spec.get("output", {}), "row_id": True},
+        requests={"validation": {"rows": 10, "deadline": f"{3 * every}s", "attempts": 3},
+                  "prediction": {"label": "label", "metric": "accuracy"}},
     )
     return parse_challenge(spec, file="demo")
 
@@ -70,21 +79,53 @@ def run_demo(out: Path, *, timeout: float = 240, announce: Callable[[str], None]
         if ledger.exists(DEMO_NAME):
             challenges.delete(DEMO_NAME, ledger=ledger)
         shutil.rmtree(out / DEMO_NAME, ignore_errors=True)  # the demo's own folder, from an earlier demo
-        start = (datetime.now(timezone.utc) + timedelta(seconds=20)).replace(microsecond=0)
+        start = (datetime.now(timezone.utc) + timedelta(seconds=40)).replace(microsecond=0)  # time for the worker to start
         challenge = demo_challenge(out, start=start)
         record = challenges.create(challenge, ledger=ledger)
         announce(f"created {DEMO_NAME}: {record.n_rows} rows in {RELEASES} releases, the first at "
                  f"{start.isoformat()}, then every {EVERY}s -> {out / DEMO_NAME}")
+        people = _participants(ledger, out / DEMO_NAME, announce)
         deployment_id = deploy.deploy(challenge, ledger=ledger)
         announce(f"deployed {deploy.deployment_name(DEMO_NAME)}; starting a worker on pool {settings.work_pool()}")
-        worker = server.start_worker(settings.work_pool(), cwd=deploy.project_root(),
-                                     log=settings.home() / "demo-worker.log")
+        with serving(ledger, port=_api_port()) as api_url:
+            announce(f"participants' API on {api_url}; {', '.join(p.name for p in people)} poll it and answer")
+            stop = run_in_background(api_url, people)
+            worker = server.start_worker(settings.work_pool(), cwd=deploy.project_root(),
+                                         log=settings.home() / "demo-worker.log")
+            try:
+                finished = _follow(ledger, timeout, progress)
+                deploy.wait_settled(deployment_id, timeout=60)  # let the last runs end before the worker stops
+                time.sleep(2)  # the participants' last poll answers the last release's requests
+            finally:
+                stop.set()
+                worker.stop()
+            judge(ledger, DEMO_NAME)
+    result = _result(out, url, deployment_id, worker, finished)
+    result.leaderboard = leaderboard.build(ledger, DEMO_NAME)
+    result.leaderboard_url = f"{api_url}/leaderboard?challenge={DEMO_NAME}"
+    return result
+
+
+def _participants(ledger: Ledger, folder: Path, announce: Callable[[str], None]) -> list[SimulatedParticipant]:
+    """Two simulated participants registered through the participant side: one careful, one sloppy."""
+    people = []
+    for name in ("careful", "sloppy"):
+        added = roster.add(ledger, DEMO_NAME, name)
+        people.append(SimulatedParticipant(name, added.token, folder, name))
+    announce(f"participants added: {', '.join(p.name for p in people)} (each with an API token)")
+    return people
+
+
+def _api_port() -> int | None:
+    """The port `ppipe api` uses by default (8765) when it is free, so the printed URL works again later."""
+    import socket
+
+    with socket.socket() as sock:
         try:
-            finished = _follow(ledger, timeout, progress)
-            deploy.wait_settled(deployment_id, timeout=60)  # let the last runs end before the worker stops
-        finally:
-            worker.stop()
-    return _result(out, url, deployment_id, worker, finished)
+            sock.bind(("127.0.0.1", 8765))
+        except OSError:
+            return None
+    return 8765
 
 
 def _follow(ledger: Ledger, timeout: float, progress: Progress) -> bool:

@@ -25,6 +25,11 @@ class Column:
     title: str
     kind: str = "number"  # rate | score | count | text | number
     higher_is_better: bool = True
+    short: str = ""  # a narrower title for 80-column tables
+
+    @property
+    def narrow_title(self) -> str:
+        return self.short or self.title
 
     def to_json(self) -> dict:
         return {"key": self.key, "title": self.title, "kind": self.kind, "higher_is_better": self.higher_is_better}
@@ -71,11 +76,11 @@ def build(ledger: Ledger, name: str) -> Board:
     columns = [
         Column("rank", "rank", "count", higher_is_better=False),
         Column("participant", "participant", "text"),
-        Column("validation_correct_rate", "validation correct", "rate"),
-        Column("on_time_rate", "on time", "rate"),
-        Column("latest_score", f"latest {score_title}", "score", not lower),
-        Column("mean_score", f"mean {score_title}", "score", not lower),
-        Column("requests", "requests due", "count"),
+        Column("validation_correct_rate", "validation correct", "rate", short="valid"),
+        Column("on_time_rate", "on time", "rate", short="on time"),
+        Column("latest_score", f"latest {score_title}", "score", not lower, short="latest"),
+        Column("mean_score", f"mean {score_title}", "score", not lower, short="mean"),
+        Column("requests", "requests due", "count", short="due"),
     ] + [column for column, _ in _extra]
     rows = [{"participant": p.name, **_stats(by_participant[p.id])} for p in participants]
     for column, compute in _extra:
