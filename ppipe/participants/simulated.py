@@ -2,8 +2,9 @@
 releases from a local folder, as a participant's pipeline would.
 
 - ``careful``: answers every request, sending back exactly the rows it ingested, and predicts
-  anomalies from the vibration column (readings far above the usual level);
-- ``sloppy``: ingests numbers rounded to one decimal, answers every other request, and always
+  anomalies from the vibration column (readings far above the usual level; elsewhere the most
+  common label);
+- ``sloppy``: ingests numbers rounded to whole units, answers every other request, and always
   predicts the majority class.
 """
 
@@ -53,8 +54,10 @@ class SimulatedParticipant:
         features = self._read(Path(next(iter(request["features"].values()))).name)
         if features is None:
             return None
-        if self.style == "careful":
-            guess = (pl.col("vibration") > 0.5).cast(pl.Int64)
+        if self.style == "careful" and "vibration" in features.columns:
+            guess = (pl.col("vibration") > 0.5).cast(pl.Int64)  # anomalies shake: the example's label
+        elif self.style == "careful":
+            guess = pl.lit(self._ingested()["label"].mode().sort()[0])  # elsewhere: the most common label
         else:
             guess = pl.lit(0)
         return features.select("row_id", guess.alias("prediction")).write_csv().encode()
@@ -64,7 +67,7 @@ class SimulatedParticipant:
         frames = [self._read(path.name) for path in sorted(self.folder.glob("release_*"))]
         frame = pl.concat([f for f in frames if f is not None], how="diagonal_relaxed")
         if self.style == "sloppy":
-            frame = frame.with_columns(pl.col(pl.Float64).round(1))
+            frame = frame.with_columns(pl.col(pl.Float64).round(0))
         return frame
 
     def _read(self, name: str) -> pl.DataFrame | None:
