@@ -323,6 +323,9 @@ def leaderboard(name: str, *, ledger: Ledger | None = None):
     return service.leaderboard(name, ledger=ledger)
 
 
+KEEP_ALIVE = 75  # seconds
+
+
 def serve_api(host: str = "127.0.0.1", port: int = 8765, *, workers: int = 1, access_log: bool = False) -> None:
     """Serve the participants' HTTP API (uvicorn) until stopped."""
     import uvicorn
@@ -330,5 +333,6 @@ def serve_api(host: str = "127.0.0.1", port: int = 8765, *, workers: int = 1, ac
     from ppipe.participants.http import create_app
 
     create_app().state.ledger.engine.dispose()  # fail here, in one line, if the ledger cannot be opened
+    # Participants poll: keep their connections open longer than uvicorn's 5 s default.
     uvicorn.run("ppipe.participants.http:create_app", factory=True, host=host, port=port, workers=workers,
-                log_level="warning", access_log=access_log)
+                log_level="warning", access_log=access_log, timeout_keep_alive=KEEP_ALIVE)

@@ -48,12 +48,21 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     staged = stage(challenge)
     try:
         check_source(challenge, staged, STAGED_ROW_ID if staged.shuffled else None)
+        check_label(challenge, staged.columns)
         return ledger.add_challenge(challenge, staged.rows)
     except ConflictError:
         raise  # a concurrent create won the name: the staged copy is theirs now
     except BaseException:
         shutil.rmtree(settings.staging_dir(challenge.name), ignore_errors=True)
         raise
+
+
+def check_label(challenge: Challenge, columns: dict) -> None:
+    """Prediction requests need their label column in the source (checked at create, not at the first delivery)."""
+    prediction = challenge.requests.prediction if challenge.requests else None
+    if prediction is not None and prediction.label not in columns:
+        raise SpecError("requests.prediction.label",
+                        f"the source has no column {prediction.label!r} (it has {', '.join(columns)})")
 
 
 def _bucket_prefixes(challenge: Challenge) -> list[tuple[int, tuple, str, str]]:

@@ -90,3 +90,9 @@ def test_spec_errors_name_the_field(tmp_path, change, message):
     with pytest.raises(SpecError) as caught:
         parse_challenge(yaml.safe_load(yaml.safe_dump(data)))
     assert message in str(caught.value)
+
+
+def test_create_refuses_a_prediction_label_the_source_lacks(tmp_path, ledger):
+    with pytest.raises(SpecError, match="requests.prediction.label: the source has no column 'target'"):
+        make_challenge(tmp_path, ledger, requests={"prediction": {"label": "target"}})
+    assert ledger.list_challenges() == []

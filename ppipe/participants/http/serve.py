@@ -25,7 +25,7 @@ def serving(ledger: Ledger | None = None, host: str = "127.0.0.1", port: int | N
     """A real uvicorn server on ``host`` while the block runs; yields its base URL."""
     port = port or free_port(host)
     server = uvicorn.Server(uvicorn.Config(create_app(ledger), host=host, port=port, log_level="warning",
-                                           access_log=False))
+                                           access_log=False, timeout_keep_alive=75))
     thread = threading.Thread(target=server.run, name="ppipe-api", daemon=True)
     thread.start()
     deadline = time.monotonic() + 30
