@@ -94,7 +94,7 @@ def list_requests(who: Who, *, status: str = "open", ledger: Ledger | None = Non
 
 _REQUESTS, _VERDICTS = RequestRecord.__table__, JudgementRecord.__table__
 _ALL = (sa_select(_REQUESTS).where(_REQUESTS.c.participant_id == bindparam("participant"))
-        .order_by(_REQUESTS.c.opened_at.desc(), _REQUESTS.c.id))
+        .order_by(_REQUESTS.c.opened_at.desc(), _REQUESTS.c.kind, _REQUESTS.c.id))
 _OPEN = _ALL.where(_REQUESTS.c.closed.is_(False), _REQUESTS.c.deadline >= bindparam("now"))
 #: Every judgement of a participant's requests, oldest first (the last one per request wins).
 _JUDGEMENTS = (sa_select(_VERDICTS).join(_REQUESTS, _REQUESTS.c.id == _VERDICTS.c.request_id)

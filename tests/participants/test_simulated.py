@@ -4,6 +4,7 @@ the careful one answers exactly and predicts, the sloppy one rounds its numbers 
 from __future__ import annotations
 
 import httpx
+import polars as pl
 import pytest
 
 from ppipe.participants import service
@@ -17,16 +18,22 @@ def test_careful_beats_sloppy(tmp_path, ledger):
     challenge = make_challenge(tmp_path, ledger, requests={"validation": {"rows": 10},
                                                            "prediction": {"label": "label", "metric": "accuracy"}})
     folder = tmp_path / "out" / challenge.name
-    people = [SimulatedParticipant(name, service.add(challenge.name, name, ledger=ledger).token, folder, name)
-              for name in ("careful", "sloppy")]
+    careful, sloppy = (SimulatedParticipant(name, service.add(challenge.name, name, ledger=ledger).token, folder, name)
+                       for name in ("careful", "sloppy"))
     deliver(ledger, challenge.name)
     with serving(ledger) as base, httpx.Client(base_url=base, timeout=30) as http:
-        for person in people:
+        for person in (careful, sloppy):
             person.step(http)
             person.step(http)  # a second poll answers nothing twice
-    assert [p.answered for p in people] == [2, 1]
-    careful = service.authenticate(people[0].token, ledger=ledger)
-    statuses = {r["kind"]: r["status"] for r in service.list_requests(careful, ledger=ledger)}
-    assert statuses == {"validation": "correct", "prediction": "pending"}
-    sloppy = service.authenticate(people[1].token, ledger=ledger)
-    assert [r["status"] for r in service.list_requests(sloppy, ledger=ledger) if r["kind"] == "validation"] == ["partial"]
+    assert (careful.answered, sloppy.answered) == (2, 1)  # the sloppy one skips every other request
+    who = service.authenticate(careful.token, ledger=ledger)
+    assert {r["kind"]: r["status"] for r in service.list_requests(who, ledger=ledger)} == {
+        "validation": "correct", "prediction": "pending"}
+    # what the sloppy pipeline ingested is not what was delivered
+    who = service.authenticate(sloppy.token, ledger=ledger)
+    validation = next(r for r in service.list_requests(who, ledger=ledger) if r["kind"] == "validation")
+    body = sloppy._answer(validation).decode()
+    judged = service.answer(who, validation["id"], pl.read_csv(body.encode(), infer_schema=False), ledger=ledger)
+    assert judged["status"] in ("partial", "incorrect") and judged["mismatches"]
+    board = service.leaderboard(challenge.name, ledger=ledger)
+    assert [row["participant"] for row in board.rows] == ["careful", "sloppy"]
