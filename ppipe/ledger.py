@@ -368,6 +368,21 @@ class Ledger:
         with self.session() as session:
             return list(session.exec(query.order_by(ReleaseRecord.scheduled_at, ReleaseRecord.index, ReleaseRecord.id)))
 
+    def held_elsewhere(self, name: str, owner: str, now: datetime | None = None, *,
+                       index: int | None = None) -> list[ReleaseRecord]:
+        """Rows scheduled by ``now`` that another run claims under a live lease (it may be dead:
+        its lease then runs out and the rows become due again)."""
+        record = self.get(name)
+        query = select(ReleaseRecord).where(
+            ReleaseRecord.challenge_id == record.id, ReleaseRecord.scheduled_at <= (now or utcnow()),
+            ReleaseRecord.status == "running", ReleaseRecord.claimed_by != owner,
+            ReleaseRecord.claim_expires_at >= utcnow(),
+        )
+        if index is not None:
+            query = query.where(ReleaseRecord.index == index)
+        with self.session() as session:
+            return list(session.exec(query))
+
     def next_due(self, name: str, now: datetime | None = None) -> datetime | None:
         """When the next undelivered release is scheduled after ``now`` (None if none)."""
         now = now or utcnow()

@@ -22,6 +22,10 @@ ENVIRONMENT = {
     "PPIPE_CLAIM_LEASE": "seconds a claim on a release holds unless renewed (default 300)",
     "PPIPE_CONNECT_TIMEOUT": "seconds to wait for a storage endpoint (default 10)",
     "PPIPE_RETRY_DEADLINE": "seconds one GCS bucket/IAM call may spend retrying (default 60)",
+    "PPIPE_HEARTBEAT": "seconds between flow-run heartbeats; a run silent for 2.5 heartbeats is marked "
+    "Crashed and rerun (default 60, minimum 30)",
+    "PPIPE_UPLOAD_CONCURRENCY": "uploads to one provider at once, across all workers (default 8)",
+    "PPIPE_DRIVE_UPLOADS_PER_SECOND": "uploads to Google Drive a second, across all workers (default 2)",
     "PPIPE_DRIVE_SERVICE_ACCOUNT_FILE": "Google service-account key file for Drive destinations "
     "(else GOOGLE_APPLICATION_CREDENTIALS)",
 }
@@ -80,6 +84,27 @@ def claim_lease() -> timedelta:
     belong to no live run and may be cleaned up.
     """
     return timedelta(seconds=_seconds("PPIPE_CLAIM_LEASE", 300))
+
+
+def heartbeat() -> float:
+    """Seconds between Prefect flow-run heartbeats (``PPIPE_HEARTBEAT``, default 60; Prefect's minimum is 30)."""
+    value = _seconds("PPIPE_HEARTBEAT", 60)
+    if value < 30:
+        raise ConfigError(f"PPIPE_HEARTBEAT: {value:g} is below Prefect's minimum heartbeat of 30 seconds")
+    return value
+
+
+def upload_concurrency() -> int:
+    """Uploads to one provider at once across all workers (``PPIPE_UPLOAD_CONCURRENCY``, default 8)."""
+    text = (os.environ.get("PPIPE_UPLOAD_CONCURRENCY") or "8").strip()
+    if not text.isdigit() or int(text) < 1:
+        raise ConfigError(f"PPIPE_UPLOAD_CONCURRENCY: {text!r} is not a whole number of uploads (1 or more)")
+    return int(text)
+
+
+def drive_uploads_per_second() -> float:
+    """Drive uploads a second across all workers (``PPIPE_DRIVE_UPLOADS_PER_SECOND``, default 2)."""
+    return _seconds("PPIPE_DRIVE_UPLOADS_PER_SECOND", 2)
 
 
 def connect_timeout() -> float:

@@ -12,6 +12,7 @@ Prefect flow runs the very same sequence with each step as a task with retries.
 from __future__ import annotations
 
 import threading
+import time
 import uuid
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -97,6 +98,10 @@ class Steps:
     upload: Callable[[Destination, Any, str], Uploaded] = upload
     grant: Callable[[Ledger, Challenge, Destination], list] = apply_grants
     manifest: Callable[[Destination, Path], str] = publish_manifest
+    #: Runs ``deliver_row(row)`` for each claimed row of a release and returns the outcomes in
+    #: order: one after another here; the flow submits them to Prefect's task runner.
+    fan_out: Callable[[Callable[[ReleaseRecord], Any], list[ReleaseRecord]], list] = (
+        lambda transfer, rows: [transfer(row) for row in rows])
 
 
 # --- what a run reports --------------------------------------------------------------------
@@ -149,7 +154,7 @@ class Dispatch:
     def __init__(
         self, ledger: Ledger, challenge: Challenge, *, owner: str | None = None, now: datetime | None = None,
         release: int | None = None, steps: Steps | None = None, flow_run_id: str | None = None,
-        listener: Listener | None = None,
+        listener: Listener | None = None, take_over: bool = False,
     ):
         self.ledger, self.challenge = ledger, challenge
         self.owner = owner or f"ppipe-{uuid.uuid4()}"
@@ -158,6 +163,7 @@ class Dispatch:
         self.steps = steps or Steps()
         self.flow_run_id = flow_run_id
         self.listener = listener
+        self.take_over = take_over  # wait out other runs' claims (scheduled runs; see abandoned())
         self.report = Report(challenge.name, self.owner, self.now)
         self.destinations: dict[str, Destination] = {}
         self.unusable: dict[str, str] = {}  # destination URI -> why it could not be prepared
@@ -170,12 +176,32 @@ class Dispatch:
     # -- the plan -------------------------------------------------------------------------
 
     def run(self) -> Report:
-        """Everything, in order: prepare destinations, deliver each due release, manifest, finish."""
+        """Everything, in order: prepare destinations, deliver each due release, take over what a
+        dead run abandoned, manifest, finish."""
         self.prepare_destinations()
-        for due in self.due_releases():
-            self.deliver(due)
+        due = self.due_releases()
+        self.listen("", "due", f"{self.challenge.name}: {len(due)} release(s) due at {self.now.isoformat(timespec='seconds')}")
+        for item in due:
+            self.deliver(item)
+        for item in self.abandoned() if self.take_over else []:
+            self.deliver(item)
         self.update_manifest()
         return self.finish()
+
+    def abandoned(self, poll: float = 1.0) -> list[Due]:
+        """Releases another run claimed and has not finished. That run may be dead (its machine
+        was killed): wait while its lease runs, at most one lease, and return what became due
+        again. A live run finishes them meanwhile, and then nothing is returned."""
+        when = ANY_TIME if self.release is not None else self.now
+        held = self.ledger.held_elsewhere(self.challenge.name, self.owner, when, index=self.release)
+        if not held:
+            return []
+        self.listen("", "wait", f"{len(held)} row(s) held by another run; waiting up to its lease")
+        deadline = max(row.claim_expires_at for row in held)
+        while held and utcnow() <= deadline:
+            time.sleep(poll)
+            held = self.ledger.held_elsewhere(self.challenge.name, self.owner, when, index=self.release)
+        return self.due_releases()
 
     def due_releases(self) -> list[Due]:
         """Releases with rows due at ``now`` (or release ``K`` whenever it is scheduled), oldest first."""
@@ -202,7 +228,7 @@ class Dispatch:
                 file = self.save(due)
             except Exception as exc:  # noqa: BLE001 - the release fails, the run goes on
                 return [self.record_failed(row, error_text(exc)) for row in claimed]
-            return [self.deliver_row(row, file) for row in claimed]
+            return self.steps.fan_out(lambda row: self.deliver_row(row, file), claimed)
 
     @contextmanager
     def heartbeat(self) -> Iterator[None]:
@@ -244,7 +270,8 @@ class Dispatch:
         return self.steps.save(self.challenge, staged, due.planned())
 
     def deliver_row(self, row: ReleaseRecord, file: ReleaseFile) -> Outcome:
-        """Upload to one destination and apply its grants; a failure is recorded for this row only."""
+        """Upload to one destination, record the outcome, then apply its grants (this row only).
+        The rows of a release go through here side by side (``Steps.fan_out``)."""
         if row.destination in self.unusable:
             return self.record_failed(row, self.unusable[row.destination])
         destination = self.destinations.get(row.destination)

@@ -26,6 +26,9 @@ from ppipe.challenge.specfile import load_challenge
 
 FLOW_NAME = "dispatch-challenge"
 ENTRYPOINT = "flows/dispatch.py:dispatch_challenge"
+#: What ``ppipe deploy`` publishes: the flow by module path, imported from the installed
+#: package on whichever machine runs it (no storage, no pull step, no local folder).
+MODULE_ENTRYPOINT = "flows.dispatch:dispatch_challenge"
 #: Prefect refuses longer rrule strings; ours are about 60 characters.
 MAX_RRULE_LENGTH = 6500
 
@@ -81,10 +84,18 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
 
     Registers the challenge in the ledger first if needed (a name is looked up in the ledger,
     then in ``deployments/<name>.yaml``), creates the work pool (type process) if missing,
-    and deploys from the local project folder (a pull step sets the worker's working
-    directory to it). A paused, cancelled or finished challenge gets a paused schedule.
+    the per-provider concurrency limits and the zombie-run automations, and names the flow
+    by module path, so a worker anywhere with ppipe installed runs it. Flow runs get
+    Prefect heartbeats every ``PPIPE_HEARTBEAT`` seconds (a job variable). A paused,
+    cancelled or finished challenge gets a paused schedule.
     """
-    from prefect import flow as prefect_flow
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.schedules import RRule
+    from prefect.types.entrypoint import EntrypointType
+
+    from ppipe.orchestration.automations import ensure_automations, heartbeat_env
+    from ppipe.orchestration.limits import ensure_limits
 
     ledger = challenges.open_ledger(ledger)
     if isinstance(challenge, str):
@@ -96,14 +107,17 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
     pool = ensure_work_pool(work_pool or settings.work_pool())
     config = deployment_config(registered.challenge(), pool)
     active = registered.state == "active"
-    source = prefect_flow.from_source(source=str(project_root()), entrypoint=ENTRYPOINT)
-    from prefect.schedules import RRule
-
-    deployment = source.to_deployment(
-        name=challenge.name, description=config["description"], parameters=config["parameters"],
-        tags=config["tags"], work_pool_name=pool, paused=not active,
+    ensure_limits()
+    ensure_automations()
+    # The flow as a worker loads it: from the installed package, by module path.
+    dispatch_challenge = load_flow_from_entrypoint(MODULE_ENTRYPOINT, use_placeholder_flow=False)
+    deployment = RunnerDeployment.from_flow(
+        dispatch_challenge, name=challenge.name, description=config["description"],
+        parameters=config["parameters"], tags=config["tags"], work_pool_name=pool, paused=not active,
         schedules=[RRule(config["schedules"][0]["rrule"], timezone="UTC", active=active)],
+        job_variables={"env": heartbeat_env()}, entrypoint_type=EntrypointType.MODULE_PATH,
     )
+    deployment.entrypoint = MODULE_ENTRYPOINT
     return deployment.apply()
 
 

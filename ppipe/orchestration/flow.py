@@ -13,6 +13,7 @@ from dataclasses import replace
 import time
 from datetime import datetime, timezone
 from pathlib import Path
+from typing import Any, Callable
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -24,10 +25,11 @@ from ppipe import delivery
 from ppipe.delivery import challenges
 from ppipe.destinations import Destination
 from ppipe.errors import PpipeError
-from ppipe.ledger import Ledger
+from ppipe.ledger import Ledger, ReleaseRecord
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.orchestration.deploy import FLOW_NAME
+from ppipe.orchestration.limits import ensure_limits, upload_slot
 
 
 
@@ -57,9 +59,26 @@ def prepare_destination(destination: Destination) -> None:
 
 @task(name="upload", task_run_name="upload {release} -> {destination.uri}", cache_policy=NO_CACHE)
 def upload_release(destination: Destination, file, release: str) -> delivery.Uploaded:
-    """Where the file now is, whether it was already there, and this task run's id and attempts."""
-    uploaded = delivery.upload(destination, file, release)
+    """Where the file now is, whether it was already there, and this task run's id and attempts.
+    Holds a slot of the provider's global concurrency limit (``ppipe-upload-<kind>``) meanwhile."""
+    with upload_slot(destination.kind):
+        uploaded = delivery.upload(destination, file, release)
     return replace(uploaded, task_run_id=task_run.get_id(), attempts=task_run.get_run_count())
+
+
+@task(name="deliver", task_run_name="deliver {row.name} -> {row.destination}", cache_policy=NO_CACHE)
+def deliver_row(deliver: Callable[[ReleaseRecord], Any], row: ReleaseRecord):
+    """One (release, destination): its upload and grant tasks, beside the release's other rows."""
+    return deliver(row)
+
+
+def submit_each(deliver: Callable[[ReleaseRecord], Any], rows: list[ReleaseRecord]) -> list:
+    """The rows' transfers submitted to the flow's task runner at once; results in row order.
+    A single row has nothing to overlap with and runs in the flow's own thread."""
+    if len(rows) == 1:
+        return [deliver(rows[0])]
+    futures = [deliver_row.submit(deliver, row) for row in rows]
+    return [future.result() for future in futures]
 
 
 @task(name="grant", task_run_name="grant access -> {destination.uri}", cache_policy=NO_CACHE)
@@ -92,6 +111,7 @@ def task_steps(challenge: Challenge) -> delivery.Steps:
         upload=upload_release.with_options(**retrying),
         grant=apply_grants.with_options(**retrying),
         manifest=publish_manifest.with_options(**retrying),
+        fan_out=submit_each,
     )
 
 
@@ -116,15 +136,11 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     if now is None:
         _wait_for_slot()
     run_id = str(flow_run.get_id() or "")
+    ensure_limits()
     run = delivery.Dispatch(ledger, spec, owner=run_id or None, now=now, release=release,
-                            steps=task_steps(spec), flow_run_id=run_id or None, listener=_log_step)
-    run.prepare_destinations()
-    due = run.due_releases()
-    logger.info("%s: %d release(s) due at %s", challenge, len(due), run.now.isoformat(timespec="seconds"))
-    for item in due:
-        run.deliver(item)
-    run.update_manifest()
-    report = run.finish()
+                            steps=task_steps(spec), flow_run_id=run_id or None, listener=_log_step,
+                            take_over=True)
+    report = run.run()
     participant_side(ledger, spec, report)
 
     publish_artifacts(ledger, report)
@@ -168,6 +184,8 @@ def _log_step(release: str, step: str, detail: str) -> None:
         logger.warning("%s not delivered to %s", release, detail)
     elif step == "claim":
         logger.info("%s: claimed %s", release, detail)
+    elif step in ("due", "wait"):
+        logger.info("%s", detail)
 
 
 def _stop_schedule(challenge: str) -> None:

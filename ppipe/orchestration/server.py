@@ -220,16 +220,19 @@ class Worker:
 
 
 def start_worker(pool: str, *, cwd: Path, log: Path, env: dict[str, str] | None = None,
-                 poll_seconds: int = 2) -> Worker:
-    """Start a process worker on ``pool`` in ``cwd`` (the project root: the deployments' pull
-    step runs flows there); its output goes to ``log``. ``PREFECT_API_URL`` must be set."""
+                 poll_seconds: int | None = None) -> Worker:
+    """Start a process worker on ``pool`` in ``cwd``; its output goes to ``log``.
+    ``PREFECT_API_URL`` must be set. The worker polls at Prefect's default interval (10 s)
+    unless ``poll_seconds`` says otherwise: every poll reads the pool's deployments, and a
+    run started early waits for its exact slot anyway."""
     environment = dict(env or os.environ)
     environment.update({
         "PWD": str(cwd),  # prefect.yaml's pull step reads it; a subprocess does not update it
-        "PREFECT_WORKER_QUERY_SECONDS": str(poll_seconds),
-        "PREFECT_WORKER_PREFETCH_SECONDS": str(max(poll_seconds, 5)),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
     })
+    if poll_seconds is not None:
+        environment["PREFECT_WORKER_QUERY_SECONDS"] = str(poll_seconds)
+        environment["PREFECT_WORKER_PREFETCH_SECONDS"] = str(max(poll_seconds, 5))
     if not environment.get("PREFECT_API_URL"):
         raise ConfigError("PREFECT_API_URL: not set: the worker needs the standing Prefect server's address")
     log.parent.mkdir(parents=True, exist_ok=True)

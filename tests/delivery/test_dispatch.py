@@ -85,6 +85,36 @@ def test_a_row_claimed_by_another_run_is_left_alone(tmp_path, ledger):
     assert not (tmp_path / "out" / "demo" / "release_0.csv").exists()
 
 
+def test_a_run_taking_over_waits_out_a_dead_runs_claim_then_delivers(tmp_path, ledger, monkeypatch):
+    """A scheduled run (take_over) finds a release claimed by a run that died (its machine
+    was killed): it waits while that claim's lease runs, then delivers the release itself."""
+    register(tmp_path, ledger)
+    monkeypatch.setenv("PPIPE_CLAIM_LEASE", "2")
+    first = ledger.releases("demo")[0]
+    assert ledger.claim(first.id, owner="dead-run")
+    report = delivery.Dispatch(ledger, ledger.challenge("demo"), now=at(1), take_over=True).run()
+    assert sorted(o.index for o in report.delivered) == [0, 1]
+    row = ledger.releases("demo")[0]
+    assert row.status == "delivered" and row.claimed_by != "dead-run" and row.attempts == 2
+    assert (tmp_path / "out" / "demo" / "release_0.csv").exists()
+
+
+def test_a_run_taking_over_leaves_what_a_live_run_finishes(tmp_path, ledger):
+    """Two runs at once: the one waiting does not deliver what the other delivered meanwhile."""
+    import threading
+
+    register(tmp_path, ledger)
+    first = ledger.releases("demo")[0]
+    assert ledger.claim(first.id, owner="live-run")
+    finisher = threading.Timer(1.0, lambda: ledger.mark_delivered(
+        first.id, "live-run", sha256="0" * 64, bytes=1, row_count=30, uri="elsewhere"))
+    finisher.start()
+    report = delivery.Dispatch(ledger, ledger.challenge("demo"), now=at(1), take_over=True).run()
+    finisher.join()
+    assert [o.index for o in report.outcomes] == [1]
+    assert ledger.releases("demo")[0].uri == "elsewhere"
+
+
 def test_an_object_already_uploaded_is_not_uploaded_again(tmp_path, ledger):
     """A run that crashed after uploading and before recording: the next run only records."""
     challenge = register(tmp_path, ledger)
@@ -169,7 +199,7 @@ def test_listeners_hear_each_step(tmp_path, ledger):
     heard = []
     with delivery.watch(lambda release, step, detail: heard.append((release, step))):
         delivery.dispatch(ledger, "demo", now=at(0))
-    assert heard == [("release_0", "claim"), ("", "stage"), ("release_0", "save"),
+    assert heard == [("", "due"), ("release_0", "claim"), ("", "stage"), ("release_0", "save"),
                      ("release_0", "upload"), ("release_0", "delivered")]
 
 

@@ -151,3 +151,29 @@ def test_io_tasks_take_the_challenge_retry_policy(tmp_path):
     assert steps.upload.retries == 4 and steps.upload.retry_delay_seconds == [3, 6, 12, 24]
     assert steps.upload.timeout_seconds == 90 and steps.grant.retries == 4
     assert steps.save.retries == 0 and steps.save.timeout_seconds == 90
+
+
+def test_each_destination_of_a_release_is_delivered_by_its_own_submitted_task(tmp_path):
+    """Two destinations: each (release, destination) is a task submitted to the task runner,
+    with exactly one completed upload task run; the providers' concurrency limits exist."""
+    from prefect.client.orchestration import get_client
+
+    register(tmp_path, destinations=[
+        {"kind": "local", "path": str(tmp_path / "out")}, {"kind": "local", "path": str(tmp_path / "mirror")},
+    ])
+    state = dispatch("demo", now=at(0))
+    assert state.is_completed(), state.message
+    names = task_run_names(state.state_details.flow_run_id)
+    folders = [tmp_path / "out" / "demo", tmp_path / "mirror" / "demo"]
+    for folder in folders:
+        assert names.count(f"deliver release_0 -> {folder}") == 1
+        assert names.count(f"upload release_0 -> {folder}") == 1
+        assert (folder / "release_0.csv").exists()
+    rows = Ledger().releases("demo")
+    delivered = [row for row in rows if row.status == "delivered"]
+    assert len(delivered) == 2 and len({row.task_run_id for row in delivered}) == 2
+    with get_client(sync_client=True) as client:
+        local = client.read_global_concurrency_limit_by_name("ppipe-upload-local")
+        drive = client.read_global_concurrency_limit_by_name("ppipe-upload-drive")
+    assert local.limit >= 1 and local.slot_decay_per_second == 0
+    assert drive.slot_decay_per_second > 0  # a rate limit for Drive's quota

@@ -1,0 +1,116 @@
+"""Zombie runs: a machine that dies leaves its flow runs Running; these automations end them.
+
+Flow runs emit heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, set from ``PPIPE_HEARTBEAT``
+on every deployment, so wherever its worker runs). Two automations, created by
+``ppipe deploy`` (idempotent, by name):
+
+1. **crash zombie runs** (Prefect's documented trigger): after a heartbeat of a ppipe flow
+   run, expect another heartbeat or a final state within two heartbeats and a half; when
+   none comes, the run is marked Crashed with :data:`ZOMBIE_MESSAGE`;
+2. **rerun crashed deliveries**: a ppipe flow run marked Crashed *with that message* gets a
+   new run of its deployment. The new run waits out the dead run's claims (at most one claim
+   lease) and delivers its releases, so even a challenge's last release, which no later
+   scheduled run would pick up, is delivered. Runs that crash for another reason (the worker
+   reports them) are not rerun: a deterministic crash would only crash again.
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from ppipe import settings
+
+ZOMBIE_MESSAGE = "ppipe: no heartbeat from this flow run; its machine is presumed dead"
+CRASH_ZOMBIES = "ppipe-crash-zombie-runs"
+RERUN_CRASHED = "ppipe-rerun-crashed-deliveries"
+#: Flow runs of ppipe's deployments carry the deployments' tag.
+TAG = "ppipe"
+FINAL_EVENTS = {"prefect.flow-run.Completed", "prefect.flow-run.Failed", "prefect.flow-run.Cancelled",
+                "prefect.flow-run.Crashed"}
+
+
+def silence_window() -> timedelta:
+    """How long a run may stay silent before it counts as dead: two heartbeats and a half."""
+    return timedelta(seconds=settings.heartbeat() * 2.5)
+
+
+def heartbeat_env() -> dict[str, str]:
+    """The flow runs' environment (job variables): Prefect's heartbeat at ppipe's frequency."""
+    return {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": str(int(settings.heartbeat()))}
+
+
+def _ppipe_runs():
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return ResourceSpecification({"prefect.resource.role": "tag", "prefect.resource.id": f"prefect.tag.{TAG}"})
+
+
+def crash_zombies():
+    """The automation that marks a silent ppipe flow run Crashed."""
+    from prefect.automations import Automation
+    from prefect.client.schemas.objects import StateType
+    from prefect.events.actions import ChangeFlowRunState
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return Automation(
+        name=CRASH_ZOMBIES,
+        description="Mark ppipe flow runs Crashed when their heartbeats stop (their machine died).",
+        trigger=EventTrigger(
+            after={"prefect.flow-run.heartbeat"},
+            expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
+            match_related=_ppipe_runs(),
+            for_each={"prefect.resource.id"},
+            posture=Posture.Proactive,
+            threshold=1,
+            within=silence_window(),
+        ),
+        actions=[ChangeFlowRunState(state=StateType.CRASHED, message=ZOMBIE_MESSAGE)],
+    )
+
+
+def rerun_crashed():
+    """The automation that runs a zombie's deployment again, so its releases are delivered."""
+    from prefect.automations import Automation
+    from prefect.events.actions import RunDeployment
+    from prefect.events.schemas.automations import EventTrigger, Posture
+    from prefect.events.schemas.events import ResourceSpecification
+
+    return Automation(
+        name=RERUN_CRASHED,
+        description="Run the deployment of a ppipe flow run that was marked Crashed for missing heartbeats.",
+        trigger=EventTrigger(
+            expect={"prefect.flow-run.Crashed"},
+            match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"],
+                                         "prefect.state-message": ZOMBIE_MESSAGE}),
+            match_related=_ppipe_runs(),
+            posture=Posture.Reactive,
+            threshold=1,
+            within=timedelta(0),
+        ),
+        actions=[RunDeployment(source="inferred")],
+    )
+
+
+def ensure_automations() -> list[str]:
+    """Create both automations, or bring existing ones (found by name) up to date; returns their names."""
+    names = []
+    for wanted in (crash_zombies(), rerun_crashed()):
+        existing = _read_by_name(wanted.name)
+        if existing is None:
+            wanted.create()
+        else:
+            wanted.id = existing.id
+            wanted.update()
+        names.append(wanted.name)
+    return names
+
+
+def _read_by_name(name: str):
+    from prefect.automations import Automation
+
+    try:
+        return Automation.read(name=name)
+    except ValueError:  # "Automation with name ... not found"
+        return None
