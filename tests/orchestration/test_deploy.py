@@ -66,9 +66,11 @@ def test_deployment_runs_at_exactly_the_release_times(tmp_path, own_pool):
     deployment, schedules = read_deployment("sched")
     assert deployment.id == deployment_id
     assert deployment.parameters == {"challenge": "sched"}
-    assert deployment.work_pool_name == own_pool and deployment.entrypoint == deploy.ENTRYPOINT
-    assert deployment.pull_steps == [
-        {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+    # By module path, nothing to pull: a worker anywhere with ppipe installed runs it.
+    assert deployment.work_pool_name == own_pool and deployment.entrypoint == deploy.MODULE_ENTRYPOINT
+    assert not deployment.pull_steps and deployment.path is None
+    assert deployment.job_variables == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}}
+    assert deployment.parameter_openapi_schema["properties"].keys() >= {"challenge", "now", "release"}
     assert len(schedules) == 1 and schedules[0].active
     releases = [row.scheduled_at for row in Ledger().releases("sched")]
     rule = schedules[0].schedule
@@ -163,7 +165,7 @@ def test_prefect_deploy_all_publishes_the_same_deployments(tmp_path, prefect_api
     for entry in yaml.safe_load(text)["deployments"]:
         deployment, schedules = read_deployment(entry["name"])
         assert deployment.parameters == entry["parameters"] == {"challenge": entry["name"]}
-        assert deployment.work_pool_name == own_pool and deployment.entrypoint == deploy.ENTRYPOINT
+        assert deployment.work_pool_name == own_pool and deployment.entrypoint == deploy.MODULE_ENTRYPOINT
         assert [s.schedule.rrule for s in schedules] == [entry["schedules"][0]["rrule"]]
-        assert deployment.pull_steps == [
-            {"prefect.deployments.steps.set_working_directory": {"directory": str(ROOT)}}]
+        assert not deployment.pull_steps and deployment.path is None  # no local folder
+        assert deployment.job_variables == {"env": {"PREFECT_FLOWS_HEARTBEAT_FREQUENCY": "60"}}
