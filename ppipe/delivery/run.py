@@ -101,7 +101,7 @@ class Steps:
     #: Runs ``deliver_row(row)`` for each claimed row of a release and returns the outcomes in
     #: order: one after another here; the flow submits them to Prefect's task runner.
     fan_out: Callable[[Callable[[ReleaseRecord], Any], list[ReleaseRecord]], list] = (
-        lambda transfer, rows: [transfer(row) for row in rows])
+        lambda deliver, rows: [deliver(row) for row in rows])
 
 
 # --- what a run reports --------------------------------------------------------------------

@@ -73,7 +73,7 @@ def deliver_row(deliver: Callable[[ReleaseRecord], Any], row: ReleaseRecord):
 
 
 def submit_each(deliver: Callable[[ReleaseRecord], Any], rows: list[ReleaseRecord]) -> list:
-    """The rows' transfers submitted to the flow's task runner at once; results in row order.
+    """The rows' deliveries submitted to the flow's task runner at once; outcomes in row order.
     A single row has nothing to overlap with and runs in the flow's own thread."""
     if len(rows) == 1:
         return [deliver(rows[0])]
