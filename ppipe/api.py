@@ -223,11 +223,20 @@ def server_start(port: int | None = None):
     return server.start(port)
 
 
-def server_stop(port: int | None = None) -> bool:
-    """Stop the local Prefect server ppipe started; False if ppipe started none on that port."""
-    from ppipe.orchestration import server
+def cluster_start(database_url: str, redis_url: str, *, processes: int = 2, port: int | None = None):
+    """Prefect on PostgreSQL + Redis in the background: migrations once, ``processes`` API
+    processes (ports ``port``, ``port + 1``, ...) and one background-services process."""
+    from ppipe.orchestration import cluster, server
 
-    return server.stop(port)
+    return cluster.start_standing(database_url, redis_url, processes=processes, port=port or server.port())
+
+
+def server_stop(port: int | None = None) -> bool:
+    """Stop the Prefect server (or cluster) ppipe started; False if ppipe started none."""
+    from ppipe.orchestration import cluster, server
+
+    stopped_cluster = cluster.stop_standing()
+    return server.stop(port) or stopped_cluster
 
 
 def server_status(port: int | None = None):

@@ -17,6 +17,7 @@ Each process gets its own process group, so :meth:`Cluster.stop` ends it and its
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 import signal
 import subprocess
@@ -25,7 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
-from ppipe.errors import ConfigError, PpipeError
+from ppipe.durable import write_json
+from ppipe.errors import ConfigError, ConflictError, PpipeError
 from ppipe.orchestration.server import ERROR_LINE, HOST, healthy, prefect_executable, server_environment
 
 #: prefect-redis modules for each pluggable part of the server.
@@ -216,4 +218,42 @@ def _running(pid: int) -> bool:
         os.kill(pid, 0)
     except OSError:
         return False
+    return True
+
+
+# --- a standing cluster for `ppipe server start --database ... --redis ...` ----------------
+
+
+def _state_file() -> Path:
+    from ppipe import settings
+
+    return settings.home() / "prefect-cluster.json"
+
+
+def start_standing(database_url: str, redis_url: str, *, processes: int, port: int,
+                   timeout: float = 180.0) -> Cluster:
+    """Start the cluster in the background, to outlive this command; ``stop_standing()`` ends it.
+    Its PREFECT_HOME and logs are under PPIPE_HOME."""
+    from ppipe import settings
+
+    if processes < 1:
+        raise ConfigError(f"--api-processes: {processes}: at least one API process is needed")
+    if _state_file().exists():
+        raise ConflictError(f"a Prefect cluster started by ppipe is recorded in {_state_file()}: "
+                            "'ppipe server stop' first")
+    config = ClusterConfig(database_url, redis_url, tuple(range(port, port + processes)),
+                           settings.home() / "prefect-cluster")
+    cluster = start_cluster(config, log_dir=settings.home() / "prefect-cluster" / "logs", timeout=timeout)
+    write_json(_state_file(), {"pids": cluster.pids, "api_urls": cluster.api_urls})
+    return cluster
+
+
+def stop_standing(timeout: float = 20.0) -> bool:
+    """Stop the cluster ``start_standing`` recorded; False when none is recorded."""
+    try:
+        recorded = json.loads(_state_file().read_text())
+    except (OSError, ValueError):
+        return False
+    stop_groups([pid for pid in recorded.get("pids", []) if _running(pid)], timeout=timeout)
+    _state_file().unlink(missing_ok=True)
     return True

@@ -42,17 +42,16 @@ def test_two_api_processes_on_postgres_and_redis_deliver_a_challenge(tmp_path, m
     from ppipe import api
     from ppipe.challenge.spec import Challenge
     from ppipe.orchestration import server
-    from ppipe.orchestration.cluster import ClusterConfig, start_cluster
     from tests.support.servers import free_port
 
     source = tmp_path / "source.csv"
     source.write_text("id,value\n" + "".join(f"{i},{i * i}\n" for i in range(30)))
     out = tmp_path / "out"
-    ports = (free_port(), free_port())
     with scratch_database(POSTGRES_URL, "ppipe_prefect") as prefect_db, \
             scratch_database(POSTGRES_URL, "ppipe_ledger") as ledger_db, flushed_redis(REDIS_URL) as redis_url:
-        config = ClusterConfig(prefect_db, redis_url, ports, tmp_path / "prefect-home")
-        with start_cluster(config, log_dir=tmp_path / "logs") as cluster:
+        # What `ppipe server start --database ... --redis ... --api-processes 2` does.
+        cluster = api.cluster_start(prefect_db, redis_url, processes=2, port=free_port())
+        try:
             monkeypatch.setenv("PPIPE_DATABASE_URL", ledger_db)
             monkeypatch.setenv("PREFECT_API_URL", cluster.api_urls[0])
             challenge = Challenge.model_validate({
@@ -78,8 +77,11 @@ def test_two_api_processes_on_postgres_and_redis_deliver_a_challenge(tmp_path, m
                 worker.stop()
             statuses = [release.status for release in api.show(challenge.name)[1]]
             assert statuses == ["delivered"], worker.output()[-3000:]
-            assert (out / "smoke-scale" / "release_0.csv").exists() or list(out.rglob("release_0.*"))
+            assert [p.name for p in (out / "smoke-scale").glob("release_0.*")] == ["release_0.csv"]
             assert api.verify(challenge.name).ok
             # The flow ran on the worker's machine: its staging cache is in that PPIPE_HOME.
             assert (machine / "home" / "staged").exists()
             assert not worker.problems() and not cluster.problems(), (worker.problems(), cluster.problems())
+        finally:
+            assert api.server_stop()  # `ppipe server stop`: every process of the cluster
+        assert not any(process.process.poll() is None for process in cluster.processes)
