@@ -105,19 +105,19 @@ class ConnectionSampler(threading.Thread):
         super().__init__(daemon=True)
         self.admin_url, self.databases = admin_url, databases
         self.peak = 0
-        self._stop = threading.Event()
+        self._halt = threading.Event()
 
     def run(self) -> None:
         import psycopg
 
         with psycopg.connect(self.admin_url, autocommit=True) as conn:
-            while not self._stop.wait(0.5):
+            while not self._halt.wait(0.5):
                 count = conn.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = ANY(%s)",
                                      (self.databases,)).fetchone()[0]
                 self.peak = max(self.peak, count)
 
     def stop(self) -> int:
-        self._stop.set()
+        self._halt.set()
         self.join(5)
         return self.peak
 
@@ -246,6 +246,7 @@ def environment(**values: str):
 
 
 def run_distributed(args, base: Path) -> Result:
+    from ppipe.orchestration import server
     from ppipe.orchestration.cluster import ClusterConfig, start_cluster
 
     result = Result("distributed: 2 API + services on PostgreSQL/Redis, 3 workers")
@@ -259,7 +260,8 @@ def run_distributed(args, base: Path) -> Result:
         cluster = stack.enter_context(start_cluster(config, log_dir=base / "logs"))
         common = {"PPIPE_DATABASE_URL": ledger_db, "PPIPE_CLAIM_LEASE": str(args.lease),
                   "PPIPE_HEARTBEAT": str(args.heartbeat)}
-        with environment(PREFECT_API_URL=cluster.api_urls[0], PPIPE_HOME=str(base / "organiser"), **common):
+        with environment(PREFECT_API_URL=cluster.api_urls[0], PPIPE_HOME=str(base / "organiser"), **common), \
+                server.connect():
             machines = [start_machine(f"machine-{k + 1}", base, {**os.environ, **common,
                                       "PREFECT_API_URL": cluster.api_urls[k % 2]}) for k in range(3)]
             stack.callback(lambda: [m.worker.stop() for m in machines if m.killed_at is None])
@@ -279,7 +281,7 @@ def run_single(args, base: Path) -> Result:
         os.environ.pop("PREFECT_API_URL", None)
         status = server.start(args.port + 5, home=base / "prefect-home", timeout=180)
         try:
-            with environment(PREFECT_API_URL=status.url):
+            with environment(PREFECT_API_URL=status.url), server.connect():
                 machine = start_machine("machine-1", base, {**os.environ, "PPIPE_HOME": str(home)})
                 try:
                     result = drive(args, base, result, [machine], victim=None)
@@ -407,15 +409,16 @@ def check_task_runs(deployment_ids, expected_uploads: int) -> list[str]:
 
     failures = []
     with get_client(sync_client=True) as client:
-        runs = client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(deployment_ids))),
-                                     limit=5000)
+        runs = _all_pages(lambda offset: client.read_flow_runs(
+            deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(deployment_ids))),
+            limit=PAGE, offset=offset))
         unfinished = [r.name for r in runs if r.state and not r.state.is_final() and not r.state.is_scheduled()]
         if unfinished:
             failures.append(f"flow runs not in a final state: {unfinished[:5]}")
         kept = [r.id for r in runs if r.state and r.state.type.value != "CRASHED"]
-        uploads = client.read_task_runs(
+        uploads = _all_pages(lambda offset: client.read_task_runs(
             flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=kept)),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="upload release_")), limit=5000)
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="upload release_")), limit=PAGE, offset=offset))
     completed = Counter(t.name for t in uploads if t.state and t.state.is_completed())
     doubled = [name for name, count in completed.items() if count > 1]
     if doubled:
@@ -423,6 +426,19 @@ def check_task_runs(deployment_ids, expected_uploads: int) -> list[str]:
     if len(completed) != expected_uploads:
         failures.append(f"{len(completed)} (release, destination) with a completed upload task run, expected {expected_uploads}")
     return failures
+
+
+PAGE = 200  # the API's largest page
+
+
+def _all_pages(read) -> list:
+    found, offset = [], 0
+    while True:
+        page = read(offset)
+        found += page
+        if len(page) < PAGE:
+            return found
+        offset += PAGE
 
 
 def _problems(log: Path) -> list[str]:

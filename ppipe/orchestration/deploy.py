@@ -108,8 +108,7 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
     pool = ensure_work_pool(work_pool or settings.work_pool())
     config = deployment_config(registered.challenge(), pool)
     active = registered.state == "active"
-    ensure_limits()
-    ensure_automations()
+    _prepare_server(ensure_limits, ensure_automations)
     # The flow as a worker loads it: from the installed package, by module path.
     dispatch_challenge = load_flow_from_entrypoint(MODULE_ENTRYPOINT, use_placeholder_flow=False)
     deployment = RunnerDeployment.from_flow(
@@ -120,6 +119,22 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
     )
     deployment.entrypoint = MODULE_ENTRYPOINT
     return deployment.apply()
+
+
+#: API URLs whose limits and automations this process has already made sure of.
+_prepared: set[str] = set()
+
+
+def _prepare_server(*steps) -> None:
+    """Run the server-wide steps once per API (and process): deploying many challenges
+    should not re-read the same limits and automations each time."""
+    from prefect.settings import PREFECT_API_URL
+
+    url = PREFECT_API_URL.value() or ""
+    if url not in _prepared:
+        for step in steps:
+            step()
+        _prepared.add(url)
 
 
 def _same_schedule(given: Challenge, registered: Challenge) -> None:

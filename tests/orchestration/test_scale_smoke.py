@@ -54,34 +54,35 @@ def test_two_api_processes_on_postgres_and_redis_deliver_a_challenge(tmp_path, m
         try:
             monkeypatch.setenv("PPIPE_DATABASE_URL", ledger_db)
             monkeypatch.setenv("PREFECT_API_URL", cluster.api_urls[0])
-            challenge = Challenge.model_validate({
-                "name": "smoke-scale", "source": str(source), "releases": 1,
-                "schedule": {"start": (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat(), "every": "60s"},
-                "destinations": [{"kind": "local", "path": str(out)}],
-            })
-            api.create(challenge)
-            api.deploy(challenge.name, work_pool="ppipe-smoke")
-            # The release is already due: Prefect schedules no run for a past time, so ask for one.
-            run_deployment(api.deployment_name(challenge.name), timeout=0)
+            with server.connect():  # Prefect's settings, not only the environment
+                challenge = Challenge.model_validate({
+                    "name": "smoke-scale", "source": str(source), "releases": 1,
+                    "schedule": {"start": (datetime.now(timezone.utc) - timedelta(seconds=1)).isoformat(), "every": "60s"},
+                    "destinations": [{"kind": "local", "path": str(out)}],
+                })
+                api.create(challenge)
+                api.deploy(challenge.name, work_pool="ppipe-smoke")
+                # The release is already due: Prefect schedules no run for a past time, so ask for one.
+                run_deployment(api.deployment_name(challenge.name), timeout=0)
 
-            machine = tmp_path / "machine"
-            (machine / "cwd").mkdir(parents=True)
-            worker = server.start_worker(
-                "ppipe-smoke", cwd=machine / "cwd", log=machine / "worker.log", poll_seconds=5,
-                env={**os.environ, "PREFECT_API_URL": cluster.api_urls[1], "PPIPE_HOME": str(machine / "home")})
-            try:
-                deadline = time.monotonic() + 120
-                while api.show(challenge.name)[1][0].status != "delivered" and time.monotonic() < deadline:
-                    time.sleep(1)
-            finally:
-                worker.stop()
-            statuses = [release.status for release in api.show(challenge.name)[1]]
-            assert statuses == ["delivered"], worker.output()[-3000:]
-            assert [p.name for p in (out / "smoke-scale").glob("release_0.*")] == ["release_0.csv"]
-            assert api.verify(challenge.name).ok
-            # The flow ran on the worker's machine: its staging cache is in that PPIPE_HOME.
-            assert (machine / "home" / "staged").exists()
-            assert not worker.problems() and not cluster.problems(), (worker.problems(), cluster.problems())
+                machine = tmp_path / "machine"
+                (machine / "cwd").mkdir(parents=True)
+                worker = server.start_worker(
+                    "ppipe-smoke", cwd=machine / "cwd", log=machine / "worker.log", poll_seconds=5,
+                    env={**os.environ, "PREFECT_API_URL": cluster.api_urls[1], "PPIPE_HOME": str(machine / "home")})
+                try:
+                    deadline = time.monotonic() + 120
+                    while api.show(challenge.name)[1][0].status != "delivered" and time.monotonic() < deadline:
+                        time.sleep(1)
+                finally:
+                    worker.stop()
+                statuses = [release.status for release in api.show(challenge.name)[1]]
+                assert statuses == ["delivered"], worker.output()[-3000:]
+                assert [p.name for p in (out / "smoke-scale").glob("release_0.*")] == ["release_0.csv"]
+                assert api.verify(challenge.name).ok
+                # The flow ran on the worker's machine: its staging cache is in that PPIPE_HOME.
+                assert (machine / "home" / "staged").exists()
+                assert not worker.problems() and not cluster.problems(), (worker.problems(), cluster.problems())
         finally:
             assert api.server_stop()  # `ppipe server stop`: every process of the cluster
         assert not any(process.process.poll() is None for process in cluster.processes)
