@@ -482,14 +482,18 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--releases", type=int, default=5)
     parser.add_argument("--every", type=int, default=30, help="seconds between a challenge's releases")
     parser.add_argument("--stagger", type=float, default=1.5, help="seconds between challenges' starts")
-    parser.add_argument("--rows", type=int, default=50_000)
-    parser.add_argument("--lead", type=float, default=60, help="seconds from deploying to the first release")
+    parser.add_argument("--rows", type=int, default=100_000)
+    parser.add_argument("--lead", type=float, default=None,
+                        help="seconds from creating the load to the first release (default 30 + 6 per challenge: "
+                             "Prefect schedules no run for a time already past when the deployment is made)")
     parser.add_argument("--lease", type=int, default=30, help="PPIPE_CLAIM_LEASE of the workers")
     parser.add_argument("--heartbeat", type=int, default=30, help="PPIPE_HEARTBEAT (Prefect's minimum is 30)")
     parser.add_argument("--grace", type=float, default=240, help="seconds after the last release to finish")
     parser.add_argument("--port", type=int, default=4480)
     parser.add_argument("--only", choices=["distributed", "single"])
     args = parser.parse_args(argv)
+    if args.lead is None:
+        args.lead = 30 + 6 * args.challenges
 
     results = {}
     for setup, runner in (("distributed", run_distributed), ("single", run_single)):
