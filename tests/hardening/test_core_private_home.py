@@ -1,0 +1,61 @@
+"""Issue 10, point 13: PPIPE_HOME is private: folders 0700, files 0600 (staged data, ledger, Prefect's database)."""
+
+from __future__ import annotations
+
+import os
+import stat
+from pathlib import Path
+
+import pytest
+
+from tests.hardening.core_helpers import ppipe, spec, write_spec
+
+
+def _open_to_others(home: Path) -> list[str]:
+    loose = []
+    for path in [home, *home.rglob("*")]:
+        mode = stat.S_IMODE(path.lstat().st_mode)
+        wanted = 0o700 if path.is_dir() else 0o600
+        if mode & 0o077 or (path.is_dir() and mode != wanted):
+            loose.append(f"{path.relative_to(home.parent)} {oct(mode)}")
+    return loose
+
+
+def test_create_and_run_leave_nothing_readable_by_others(tmp_path):
+    home = tmp_path / "ppipe-home"
+    os.umask(0o022)  # the usual umask; ppipe must not rely on a stricter one
+    path = write_spec(tmp_path, spec(tmp_path, output={"format": "parquet", "shuffle": True}))
+    created = ppipe("create", str(path))
+    assert created.returncode == 0, created.stderr
+    from ppipe import delivery
+    from ppipe.ledger import Ledger
+
+    delivery.dispatch(Ledger(), "chal-a")
+    assert (home / "ledger.db").exists() and (home / "staged" / "chal-a").exists()
+    assert _open_to_others(home) == []
+
+
+def test_an_existing_open_home_is_made_private(tmp_path):
+    home = tmp_path / "ppipe-home"
+    home.mkdir(mode=0o755)
+    os.chmod(home, 0o755)
+    ppipe("list")
+    assert stat.S_IMODE(home.stat().st_mode) == 0o700
+
+
+@pytest.mark.slow
+def test_the_prefect_server_ppipe_starts_keeps_its_database_private(tmp_path):
+    from ppipe import server
+    from tests.servers import free_port
+
+    home = tmp_path / "ppipe-home"
+    port = free_port()
+    os.umask(0o022)
+    status = server.start(port, timeout=120)
+    try:
+        assert status.healthy
+        prefect_home = home / "prefect"
+        assert list(prefect_home.rglob("*.db")), "Prefect's database is not under PPIPE_HOME/prefect"
+    finally:
+        server.stop(port)
+    assert _open_to_others(home) == []
