@@ -19,8 +19,10 @@ from uuid import UUID
 from ppipe.challenge.durations import parse_time
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.challenge.spec import Challenge, Grant
-from ppipe.delivery.challenges import create, delete, ensure_registered, load, open_ledger
-from ppipe.errors import SpecError
+from ppipe.delivery.challenges import (
+    check_release_index, create, delete, ensure_registered, existing_ledger, load, open_ledger,
+)
+from ppipe.errors import NotFoundError, SpecError
 from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord, by_release
 
 
@@ -29,8 +31,11 @@ def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
     from ppipe.data.sources import count_rows, scan_source, source_errors
     from ppipe.scenario.check import check_files, check_source_columns, file_column
 
+    from ppipe.data.staging import check_columns
+
     n_rows = count_rows(challenge.source)
     releases = challenge.plan(n_rows)
+    check_columns(challenge, scan_source(challenge.source))  # the header: what create would refuse
     if challenge.scenario is not None or challenge.files is not None:
         with source_errors(challenge.source):
             lf = scan_source(challenge.source)
@@ -54,19 +59,50 @@ def scenario(name: str, *, ledger: Ledger | None = None) -> dict:
 __all__ = [
     "cancel", "create", "delete", "demo", "deploy", "ensure_registered", "grant", "list_challenges", "load",
     "open_ledger", "pause", "plan", "release_status", "scenario", "resume", "revoke", "run", "server_start", "server_status",
-    "server_stop", "show", "verify", "worker", "write_prefect_yaml", "deployment_name", "prefect_ui",
+    "server_stop", "show", "summary", "verify", "worker", "write_prefect_yaml", "deployment_name", "prefect_ui",
     "revoke_identity", "grant_status", "GrantStatus",
 ]
 
 
 def list_challenges(*, ledger: Ledger | None = None) -> list[ChallengeRecord]:
-    return open_ledger(ledger).list_challenges()
+    """The challenges in the ledger (none when there is no ledger yet: looking never makes one)."""
+    try:
+        return (ledger or existing_ledger()).list_challenges()
+    except NotFoundError:
+        return []
 
 
-def show(name: str, *, ledger: Ledger | None = None) -> tuple[ChallengeRecord, list[ReleaseStatus]]:
-    """A challenge's ledger record and where each of its releases stands, per destination."""
-    ledger = open_ledger(ledger)
-    return ledger.get(name), release_status(name, ledger=ledger)
+#: The states ``show --status`` filters on.
+STATUSES = ("planned", "running", "delivered", "failed", "partial")
+
+
+def show(name: str, *, ledger: Ledger | None = None, status: str | None = None,
+         last: int | None = None) -> tuple[ChallengeRecord, list[ReleaseStatus]]:
+    """A challenge's ledger record and where each of its releases stands, per destination;
+    only those in ``status``, only the ``last`` N. Never makes a ledger."""
+    if status is not None and status not in STATUSES:
+        raise SpecError("--status", f"{status!r} is not a release state: use {', '.join(STATUSES)}")
+    if last is not None and last < 1:
+        raise SpecError("--last", f"must be 1 or more, not {last}")
+    ledger = ledger or existing_ledger(name)
+    releases = release_status(name, ledger=ledger)
+    if status is not None:
+        releases = [release for release in releases if release.status == status]
+    if last is not None:
+        releases = releases[-last:]
+    return ledger.get(name), releases
+
+
+def summary(name: str, *, ledger: Ledger | None = None) -> dict:
+    """Counts of releases per state and the next release due (``show`` and ``run`` start with it)."""
+    ledger = ledger or existing_ledger(name)
+    record, releases = ledger.get(name), release_status(name, ledger=ledger)
+    upcoming = next((release for release in releases if release.status != "delivered"), None)
+    return {
+        "name": name, "state": record.state, "rows": record.n_rows, "releases": len(releases),
+        "counts": {state: sum(release.status == state for release in releases) for state in STATUSES},
+        "next": (upcoming.name, upcoming.scheduled_at) if upcoming else None,
+    }
 
 
 @dataclass(frozen=True)
@@ -178,7 +214,7 @@ def cancel(name: str, *, ledger: Ledger | None = None) -> bool:
 
 
 def run(name: str, *, now: datetime | str | None = None, release: int | None = None, listener=None,
-        quiet: bool = False):
+        quiet: bool = False, on_start=None):
     """Run the dispatch flow once, here: deliver what is due at ``now`` (default: the current
     time), or release ``release`` whenever it is scheduled. Returns the FlowRun (id, UI address,
     whether it failed and why); ``listener(release, step, detail)`` sees each step."""
@@ -191,14 +227,17 @@ def run(name: str, *, now: datetime | str | None = None, release: int | None = N
             raise SpecError("--now", str(exc)) from None
     if release is not None and release < 0:
         raise SpecError("--release", "must be a release index (0 or more)")
-    return run_here(name, now=now, release=release, listener=listener, quiet=quiet)
+    ensure_registered(name)  # an unknown name or a bad file: one line, before any server starts
+    check_release_index(name, release)
+    return run_here(name, now=now, release=release, listener=listener, quiet=quiet, on_start=on_start)
 
 
 def verify(name: str, *, ledger: Ledger | None = None):
-    """Check every delivered release (exists, size, sha256) and that releases add up to the source."""
+    """Check every delivered release (exists, size, sha256), that releases add up to the source,
+    and that no release is due but undelivered. Never makes a ledger."""
     from ppipe.delivery.verify import verify as check
 
-    return check(name, ledger)
+    return check(name, ledger or existing_ledger(name))
 
 
 def demo(out: Path = Path("out"), *, timeout: float = 240, announce=lambda line: None,

@@ -8,10 +8,30 @@ it broke; the CLI prints it and exits with code 2, without a traceback.
 from __future__ import annotations
 
 
+#: What a failure worth retrying says: the store or the network did not answer in time.
+TRANSIENT_MARKERS = ("cannot reach", "cannot connect", "timed out", "does not answer", "slowdown",
+                     "service unavailable", "internal error", "throttl")
+
+
 class PpipeError(Exception):
     """A user-facing error: one line, CLI exit code 2."""
 
     exit_code = 2
+
+    @property
+    def transient(self) -> bool:
+        """Whether trying again may help: only when the network or a store did not answer. A changed
+        or missing source, a missing bucket, refused credentials or bad input fail the same way again."""
+        text = str(self).lower()
+        return any(marker in text for marker in TRANSIENT_MARKERS)
+
+
+def worth_retrying(exc: BaseException | None) -> bool:
+    """Whether a failed step should be retried: ppipe's own errors only when transient, anything
+    else (an unforeseen library error) yes."""
+    if isinstance(exc, PpipeError):
+        return exc.transient
+    return exc is None or isinstance(exc, Exception)
 
 
 class SpecError(PpipeError):

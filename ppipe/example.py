@@ -1,8 +1,8 @@
 """The bundled example dataset: synthetic sensor readings, generated deterministically.
 
 ``deployments/data/sensors.csv`` (10,000 rows) and ``sensors_300.csv`` are this module's
-output, committed so that the example challenges work from a fresh clone; a test checks
-they still match what this module makes.
+output (``python -m ppipe.example deployments/data``), committed so that the example
+challenges work from a fresh clone.
 """
 
 from __future__ import annotations
@@ -46,7 +46,16 @@ def write_example(path: Path, n_rows: int = 10_000, seed: int = 42) -> Path:
     return path
 
 
+def main(argv: list[str] | None = None) -> None:
+    """``python -m ppipe.example [FOLDER]``: write sensors.csv (10,000 rows) and sensors_300.csv
+    into FOLDER, the current folder by default (never into the installed package)."""
+    import sys
+
+    args = sys.argv[1:] if argv is None else argv
+    folder = Path(args[0] if args else ".").resolve()
+    for name, rows in (("sensors.csv", 10_000), ("sensors_300.csv", 300)):
+        print(f"wrote {write_example(folder / name, rows)} ({rows} rows)")
+
+
 if __name__ == "__main__":
-    here = Path(__file__).resolve().parent.parent / "deployments" / "data"
-    write_example(here / "sensors.csv", 10_000)
-    write_example(here / "sensors_300.csv", 300)
+    main()

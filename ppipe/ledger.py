@@ -10,13 +10,15 @@ run) may be taken over.
 from __future__ import annotations
 
 import importlib
+import os
 import time
 import uuid
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 from typing import Any, Iterable, Iterator
 
-from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event, exists, func, or_, update
+from sqlalchemy import JSON, Column, DateTime, Index, UniqueConstraint, event, exists, func, or_, text, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.types import TypeDecorator
@@ -155,6 +157,25 @@ def by_release(rows: Iterable[ReleaseRecord]) -> list[list[ReleaseRecord]]:
     return list(groups.values())
 
 
+class LocationRecord(SQLModel, table=True):
+    """That a place (destination + folder/prefix) belongs to one challenge: a second claim on it is refused."""
+
+    __tablename__ = "locations"
+
+    key: str = Field(primary_key=True, max_length=2048)
+    challenge_id: uuid.UUID = Field(foreign_key="challenges.id", ondelete="CASCADE", index=True)
+
+
+def location_key(destination: Any, challenge: str) -> str:
+    """What makes two destinations the same place: the resolved folder for local ones (so
+    ``out/x/..`` and ``out`` are one), the store's endpoint and the location for the others."""
+    if getattr(destination, "kind", None) == "local":
+        return "local:" + os.path.realpath(destination.location(challenge))
+    endpoint = getattr(destination, "endpoint_url", None)
+    store = f"{endpoint.rstrip('/')}|" if endpoint else ""
+    return store + destination.location(challenge)
+
+
 class AccessLock(SQLModel, table=True):
     """Who is changing the access document of one place (a bucket policy, a folder) right now.
 
@@ -183,11 +204,14 @@ def _import_table_modules() -> None:
         importlib.import_module(name)
 
 
-def make_engine(url: str | None = None) -> Engine:
+def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
+    """An engine on the ledger, its tables made if missing. With ``create=False`` (commands that
+    only read) a SQLite ledger that does not exist yet is a NotFoundError, and nothing is created."""
     url = settings.psycopg_url(url or settings.database_url())
     _import_table_modules()
     if url.startswith("sqlite"):
         engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        _prepare_sqlite_file(engine, create)
         event.listen(engine, "connect", _sqlite_pragmas)
     else:
         engine = create_engine(url, pool_pre_ping=True)
@@ -196,6 +220,9 @@ def make_engine(url: str | None = None) -> Engine:
         _add_missing_columns(engine)
     except Exception as exc:  # unreachable server, bad credentials, unwritable file
         raise PpipeError(f"ledger {engine.url.render_as_string(hide_password=True)}: cannot open: {_first_line(exc)}") from None
+    if url.startswith("sqlite") and engine.url.database:
+        for suffix in ("", "-wal", "-shm"):  # SQLite gives -wal/-shm the database file's mode
+            settings.make_private(Path(engine.url.database + suffix))
     return engine
 
 
@@ -218,6 +245,15 @@ def _add_missing_columns(engine: Engine) -> None:
         with engine.begin() as connection:
             for table, column, kind in missing:
                 connection.execute(text(f"ALTER TABLE {table} ADD COLUMN {column} {kind}"))
+def _prepare_sqlite_file(engine: Engine, create: bool) -> None:
+    """The default ledger's folder is PPIPE_HOME, made private; a missing file is only made when asked."""
+    path = Path(engine.url.database or "")
+    if not create and not path.exists():
+        raise NotFoundError(f"no ledger at {path} yet: create a challenge first (ppipe create FILE)")
+    if path.parent == settings.home_path():
+        settings.home()
+    if not path.exists() and path.parent.is_dir():  # made here, private from the start, before SQLite opens it
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def _sqlite_pragmas(dbapi_connection, _record) -> None:
@@ -240,8 +276,8 @@ def _first_line(exc: BaseException) -> str:
 class Ledger:
     """Every read and write of ppipe's state goes through here."""
 
-    def __init__(self, url: str | None = None, engine: Engine | None = None):
-        self.engine = engine or make_engine(url)
+    def __init__(self, url: str | None = None, engine: Engine | None = None, *, create: bool = True):
+        self.engine = engine or make_engine(url, create=create)
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)
@@ -251,15 +287,19 @@ class Ledger:
     def add_challenge(self, challenge: Challenge, n_rows: int) -> ChallengeRecord:
         """Record a challenge, its planned releases (one row per destination) and its grants.
 
-        Raises SpecError (from planning) for an empty release and ConflictError for a taken name.
+        Raises SpecError (from planning) for an empty release, ConflictError for a taken name or
+        a destination another challenge delivers to.
         """
         releases = challenge.plan(n_rows)
         record = ChallengeRecord(id=challenge.id, name=challenge.name, spec=challenge.to_spec(), n_rows=n_rows)
         with self.session() as session:
             if session.exec(select(ChallengeRecord.id).where(ChallengeRecord.name == challenge.name)).first():
                 raise ConflictError(f"challenge {challenge.name!r} already exists: delete it first or pick another name")
+            self.check_locations_free(challenge)
             session.add(record)
             session.flush()
+            for destination in challenge.destinations:
+                session.add(LocationRecord(key=location_key(destination, challenge.name), challenge_id=record.id))
             for release in releases:
                 for destination in release.destinations:
                     session.add(
@@ -274,8 +314,27 @@ class Ledger:
             try:
                 session.commit()
             except IntegrityError:  # registered by a concurrent run between the check and now
+                self.check_locations_free(challenge)
                 raise ConflictError(f"challenge {challenge.name!r} already exists") from None
         return record
+
+    def check_locations_free(self, challenge: Challenge) -> None:
+        """ConflictError naming the owner when another challenge delivers to one of ``challenge``'s places."""
+        for destination in challenge.destinations:
+            owner = self.location_owner(location_key(destination, challenge.name))
+            if owner is not None and owner != challenge.name:
+                raise ConflictError(
+                    f"destination {destination.location(challenge.name)} belongs to challenge {owner!r}: "
+                    f"give {challenge.name!r} another folder or prefix (or delete {owner!r})"
+                )
+
+    def location_owner(self, key: str) -> str | None:
+        """The name of the challenge that owns the place ``key`` (see :func:`location_key`), if any."""
+        with self.session() as session:
+            return session.exec(
+                select(ChallengeRecord.name).join(LocationRecord, LocationRecord.challenge_id == ChallengeRecord.id)
+                .where(LocationRecord.key == key)
+            ).first()
 
     def exists(self, name: str) -> bool:
         with self.session() as session:
@@ -300,7 +359,7 @@ class Ledger:
         with self.session() as session:
             grant_ids = select(GrantRecord.id).where(GrantRecord.challenge_id == record.id)
             session.exec(delete(GrantApplication).where(GrantApplication.grant_id.in_(grant_ids)))
-            for table in (GrantRecord, ReleaseRecord):
+            for table in (GrantRecord, ReleaseRecord, LocationRecord):
                 session.exec(delete(table).where(table.challenge_id == record.id))
             session.exec(delete(ChallengeRecord).where(ChallengeRecord.id == record.id))
             session.commit()
@@ -353,19 +412,19 @@ class Ledger:
     def due(self, name: str, now: datetime | None = None, *, index: int | None = None) -> list[ReleaseRecord]:
         """Rows scheduled at or before ``now`` that are not delivered and not held by a live claim, oldest first.
 
-        ``now`` is the schedule's clock (a run may act as of another time); leases are wall-clock
-        time, as in :meth:`claim`, so a dead run's expired claim is due whatever ``now`` says.
+        ``now`` is the schedule's clock (a run may act as of another time); leases are the
+        database's clock, as in :meth:`claim`, so a dead run's expired claim is due whatever ``now`` says.
         """
         now = now or utcnow()
         record = self.get(name)
-        query = select(ReleaseRecord).where(
-            ReleaseRecord.challenge_id == record.id,
-            ReleaseRecord.scheduled_at <= now,
-            _claimable(utcnow()),
-        )
-        if index is not None:
-            query = query.where(ReleaseRecord.index == index)
         with self.session() as session:
+            query = select(ReleaseRecord).where(
+                ReleaseRecord.challenge_id == record.id,
+                ReleaseRecord.scheduled_at <= now,
+                _claimable(self.database_now(session)),
+            )
+            if index is not None:
+                query = query.where(ReleaseRecord.index == index)
             return list(session.exec(query.order_by(ReleaseRecord.scheduled_at, ReleaseRecord.index, ReleaseRecord.id)))
 
     def held_elsewhere(self, name: str, owner: str, now: datetime | None = None, *,
@@ -382,6 +441,18 @@ class Ledger:
             query = query.where(ReleaseRecord.index == index)
         with self.session() as session:
             return list(session.exec(query))
+    def waiting(self, name: str, index: int) -> dict[str, str]:
+        """Destinations where a release before ``index`` is not delivered yet, with the first such
+        release's name: release ``index`` must wait there, so releases arrive in order."""
+        record = self.get(name)
+        with self.session() as session:
+            rows = session.exec(
+                select(ReleaseRecord.destination, func.min(ReleaseRecord.index)).where(
+                    ReleaseRecord.challenge_id == record.id, ReleaseRecord.index < index,
+                    ReleaseRecord.status != "delivered",
+                ).group_by(ReleaseRecord.destination)
+            ).all()
+        return {destination: f"release_{first}" for destination, first in rows}
 
     def next_due(self, name: str, now: datetime | None = None) -> datetime | None:
         """When the next undelivered release is scheduled after ``now`` (None if none)."""
@@ -396,15 +467,27 @@ class Ledger:
                 )
             ).one()
 
-    def claim(self, release_id: int, owner: str, *, lease: timedelta | None = None, now: datetime | None = None) -> bool:
+    def database_now(self, session: Session | None = None) -> datetime:
+        """The database's clock (UTC): leases are measured on it, so clients whose clocks
+        disagree still agree on when a claim expires."""
+        if session is None:
+            with self.session() as own:
+                return self.database_now(own)
+        if self.engine.dialect.name == "sqlite":
+            value = session.connection().execute(text("SELECT strftime('%Y-%m-%d %H:%M:%f', 'now')")).scalar_one()
+            return datetime.fromisoformat(value).replace(tzinfo=timezone.utc)
+        return session.connection().execute(text("SELECT clock_timestamp()")).scalar_one().astimezone(timezone.utc)
+
+    def claim(self, release_id: int, owner: str, *, lease: timedelta | None = None) -> bool:
         """Atomically take a release row for ``owner``; False if another run holds or delivered it.
 
         One conditional UPDATE, so two runs racing for the same row cannot both win
-        (no read-then-write window), on SQLite and PostgreSQL alike.
+        (no read-then-write window), on SQLite and PostgreSQL alike. The lease starts and
+        ends on the database's clock, never this client's.
         """
-        now = now or utcnow()
         lease = claim_lease() if lease is None else lease
         with self.session() as session:
+            now = self.database_now(session)
             result = session.exec(
                 update(ReleaseRecord)
                 .where(ReleaseRecord.id == release_id, _claimable(now))
@@ -417,9 +500,9 @@ class Ledger:
         return result.rowcount == 1
 
     def renew(self, owner: str, *, lease: timedelta | None = None) -> int:
-        """Extend every live claim of ``owner`` by a lease from now; returns how many."""
-        now = utcnow()
+        """Extend every live claim of ``owner`` by a lease from now (the database's); returns how many."""
         with self.session() as session:
+            now = self.database_now(session)
             result = session.exec(
                 update(ReleaseRecord)
                 .where(ReleaseRecord.claimed_by == owner, ReleaseRecord.status == "running")
@@ -442,6 +525,18 @@ class Ledger:
     def mark_failed(self, release_id: int, owner: str, error: str, *, flow_run_id: str | None = None) -> bool:
         """Record a failure (the row becomes claimable again by the next run)."""
         return self._finish_claim(release_id, owner, status="failed", error=error[:2000], flow_run_id=flow_run_id)
+
+    def release_claims(self, owner: str, reason: str) -> int:
+        """Give up every claim ``owner`` still holds (an interrupted run), recording ``reason``; the rows
+        are due again at once instead of after a lease. Returns how many."""
+        with self.session() as session:
+            result = session.exec(
+                update(ReleaseRecord)
+                .where(ReleaseRecord.claimed_by == owner, ReleaseRecord.status == "running")
+                .values(status="failed", error=reason[:2000], claim_expires_at=None, updated_at=utcnow())
+            )
+            session.commit()
+        return result.rowcount
 
     def _finish_claim(self, release_id: int, owner: str, **values: Any) -> bool:
         with self.session() as session:
@@ -579,8 +674,8 @@ class Ledger:
                 session.commit()
 
     def _take_lock(self, scope: str, owner: str, lease: timedelta) -> bool:
-        now = utcnow()
         with self.session() as session:
+            now = self.database_now(session)  # a lease, like a claim: on the database's clock
             taken = session.exec(update(AccessLock).where(AccessLock.scope == scope, AccessLock.expires_at < now)
                                  .values(owner=owner, expires_at=now + lease))
             session.commit()

@@ -45,10 +45,44 @@ def _seconds(name: str, default: float) -> float:
     return value
 
 
+def home_path() -> Path:
+    """Where the data folder is (``PPIPE_HOME``, default ``~/.ppipe``), without creating it."""
+    return Path(os.environ.get("PPIPE_HOME") or Path.home() / ".ppipe").expanduser().resolve()
+
+
 def home() -> Path:
-    """The data folder (``PPIPE_HOME``, default ``~/.ppipe``), created on first use."""
-    path = Path(os.environ.get("PPIPE_HOME") or Path.home() / ".ppipe").expanduser().resolve()
-    path.mkdir(parents=True, exist_ok=True)
+    """The data folder, created on first use and kept private (0700): it holds the whole
+    staged dataset, the ledger and Prefect's database, none of which others may read."""
+    path = home_path()
+    path.mkdir(mode=0o700, parents=True, exist_ok=True)
+    if path.stat().st_mode & 0o077:
+        path.chmod(0o700)
+    return path
+
+
+def private_dir(path: Path) -> Path:
+    """``path`` (under PPIPE_HOME) created if needed, readable by its owner only."""
+    missing = []
+    while not path.exists() and path != path.parent:
+        missing.append(path)
+        path = path.parent
+    for folder in reversed(missing):  # mkdir(parents=True) would give the parents the umask's mode
+        folder.mkdir(mode=0o700, exist_ok=True)
+        folder.chmod(0o700)
+    return missing[0] if missing else path
+
+
+def make_private(path: Path) -> Path:
+    """Restrict ``path`` and, for a folder, everything in it to its owner (0700 folders, 0600 files).
+
+    For what other libraries wrote under PPIPE_HOME with the process umask (polars, pyarrow,
+    SQLite's -wal/-shm files take the database file's mode)."""
+    if not path.exists():
+        return path
+    items = [path, *path.rglob("*")] if path.is_dir() else [path]
+    for item in items:
+        if not item.is_symlink():
+            item.chmod(0o700 if item.is_dir() else 0o600)
     return path
 
 
@@ -56,7 +90,7 @@ def database_url() -> str:
     """The ledger's SQLAlchemy URL; an unknown scheme is an error, never an in-memory fallback."""
     url = os.environ.get("PPIPE_DATABASE_URL", "").strip()
     if not url:
-        return f"sqlite:///{home() / 'ledger.db'}"
+        return f"sqlite:///{home_path() / 'ledger.db'}"
     scheme = url.split(":", 1)[0].lower()
     if scheme.startswith("postgres"):
         return psycopg_url(url)

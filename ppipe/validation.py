@@ -14,7 +14,7 @@ from pydantic import BaseModel, ConfigDict, ValidationInfo
 class Model(BaseModel):
     """Strict base: unknown fields are errors, instances are immutable."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, hide_input_in_errors=True)  # the input may be a URL with a credential
 
 
 def base_dir(info: ValidationInfo) -> Path:
@@ -24,7 +24,10 @@ def base_dir(info: ValidationInfo) -> Path:
 
 def absolute_path(path: Path, info: ValidationInfo) -> Path:
     """``path`` made absolute against the challenge file's folder; a symlink loop is an error."""
-    path = path.expanduser()
+    try:
+        path = path.expanduser()
+    except RuntimeError:  # '~someone' with no such user
+        raise ValueError(f"{str(path)!r}: no such user {str(path).split('/', 1)[0][1:]!r} to expand '~' for") from None
     try:
         return path if path.is_absolute() else (base_dir(info) / path).resolve()
     except RuntimeError:  # Python 3.11 raises RuntimeError on a symlink loop

@@ -26,7 +26,7 @@ from pydantic import (
     model_validator,
 )
 
-from ppipe import naming
+from ppipe import naming, urls
 from ppipe.challenge.durations import format_duration, parse_duration, parse_time, positive_duration
 from ppipe.challenge.planning import PlannedRelease, plan
 from ppipe.challenge.scenario import Files, Scenario, check_releases
@@ -97,6 +97,8 @@ class Source(Model):
             raise ValueError("must not be empty")
         if "://" in url and not url.startswith(("file://",) + REMOTE_SCHEMES):
             raise ValueError(f"unsupported scheme in {url!r}: use a path, file://, s3://, gs://, gcs:// or https://")
+        if url.startswith(REMOTE_SCHEMES):
+            urls.check_source_url(url)
         if url.startswith("file://"):
             url = url[len("file://"):]
         if "://" not in url:
@@ -297,7 +299,7 @@ class Challenge(Model):
     requests: Requests | None = Field(default=None, description="Validation and prediction requests to participants.")
     leaderboard: Leaderboard | None = Field(default=None, description="Who may see the leaderboard (public by default).")
 
-    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, arbitrary_types_allowed=True, hide_input_in_errors=True)
 
     @field_validator("releases", mode="before")
     @classmethod

@@ -8,7 +8,7 @@ into one line on stderr and exit code 2, never a traceback.
 from __future__ import annotations
 
 import sys
-from typing import Any
+from typing import Annotated, Any
 
 import typer
 from typer.core import TyperGroup
@@ -47,6 +47,22 @@ for group in (challenges.app, access.app, runs.app, integrity.app, scenario.app,
     app.add_typer(group)
 app.add_typer(server.app, name="server")
 app.add_typer(participants.participant_app, name="participant")
+
+
+def _version(value: bool) -> None:
+    if value:
+        from importlib.metadata import version
+
+        sys.stdout.write(f"ppipe {version('ppipe')}\n")
+        raise typer.Exit()
+
+
+@app.callback()
+def _options(
+    version: Annotated[bool, typer.Option("--version", callback=_version, is_eager=True,
+                                          help="Print ppipe's version and exit.")] = False,
+) -> None:
+    """Turn one dataset into an MLOps challenge: releases delivered on a schedule to participants' storage."""
 
 
 def main() -> None:

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from ppipe.cli.common import JsonFlag, Name, command, console, err_console, group, lazy_module, print_json, say
+from ppipe.cli.tables import Column, print_release_table, print_table
 
 if TYPE_CHECKING:
     from ppipe.ledger import ChallengeRecord
@@ -34,15 +35,12 @@ def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
             "releases": [{**release.to_json(), "events": ev} for release, ev in zip(releases, events)],
         })
         return
-    table = Table(title=f"{challenge.name}: {n_rows} rows in {len(releases)} releases")
-    for column in ("release", "rows", "range", "when", "where"):
-        table.add_column(column, justify="right" if column == "rows" else "left")
-    for release in releases:
-        table.add_row(
-            release.name, str(release.rows), f"[{release.start}, {release.stop})",
-            release.scheduled_at.isoformat(), "\n".join(release.destinations),
-        )
-    console.print(table)
+    columns = [Column("release"), Column("rows", justify="right"), Column("range", optional=True),
+               Column("when"), Column("where", place=True)]
+    rows = [[release.name, str(release.rows), f"[{release.start}, {release.stop})",
+             release.scheduled_at.isoformat(), destination]
+            for release in releases for destination in release.destinations]
+    print_table(f"{challenge.name}: {n_rows} rows in {len(releases)} releases", columns, rows)
     if any(events):
         scenario = Table(title=f"{challenge.name}: scenario events per release, in the order they apply")
         scenario.add_column("release")
@@ -70,55 +68,51 @@ def _challenge_json(record: ChallengeRecord) -> dict:
 @command(app, "list")
 def list_(json_output: JsonFlag = False) -> None:
     """List the challenges in the ledger."""
-    records = api.list_challenges()
+    records = api.list_challenges()  # no ledger yet: none, and none is made by looking
     if json_output:
         print_json({"challenges": [_challenge_json(record) for record in records]})
         return
-    table = Table(title="challenges")
-    for column in ("name", "state", "rows", "releases", "created"):
-        table.add_column(column)
+    columns = [Column("name"), Column("state"), Column("rows", justify="right"), Column("releases", justify="right"),
+               Column("created")]
+    rows = []
     for record in records:
         row = _challenge_json(record)
-        table.add_row(row["name"], row["state"], str(row["rows"]), str(row["releases"]), row["created_at"])
-    console.print(table)
+        rows.append([row["name"], row["state"], str(row["rows"]), str(row["releases"]), row["created_at"]])
+    print_table("challenges", columns, rows)
+
+
+StatusFilter = Annotated[Optional[str], typer.Option(
+    "--status", help="Only releases in this state: planned, running, delivered, failed or partial.")]
+LastN = Annotated[Optional[int], typer.Option("--last", help="Only the last N releases (after --status).")]
 
 
 @command(app, "show")
-def show(name: Name, json_output: JsonFlag = False) -> None:
-    """Show a challenge's releases and where each one stands, per destination."""
-    record, releases = api.show(name)
+def show(name: Name, json_output: JsonFlag = False, status: StatusFilter = None, last: LastN = None) -> None:
+    """Show a challenge: a summary (delivered, failed, planned, next due), then its releases per destination."""
+    record, releases = api.show(name, status=status, last=last)
     grants = api.grant_status(name)
     if json_output:
         print_json({**_challenge_json(record), "releases": [release.to_json() for release in releases],
                     "grants": [grant.to_json() for grant in grants]})
         return
-    table = Table(title=f"{name} ({record.state}): {record.n_rows} rows")
-    for column in ("release", "rows", "when", "destination", "status", "sha256", "uri"):
-        table.add_column(column)
-    for release in releases:
-        for row in release.deliveries:
-            table.add_row(
-                release.name, str(release.rows), release.scheduled_at.isoformat(), row.destination,
-                row.status + (f": {row.error}" if row.error else ""), (row.sha256 or "")[:12], row.uri or "",
-            )
-    console.print(table)
+    print_release_table(name, releases)
     if grants:
-        console.print(_grant_table(name, grants))
+        _print_grants(name, grants)
 
 
-def _grant_table(name: str, grants: list) -> Table:
+def _print_grants(name: str, grants: list) -> None:
     """Who has access, per destination: applied (active/revoked), failed and why, or pending."""
-    table = Table(title=f"{name}: grants")
-    for column in ("service", "identity", "grant", "destination", "there"):
-        table.add_column(column, overflow="fold")
+    columns = [Column("service"), Column("identity", wraps=True), Column("grant"), Column("destination", place=True),
+               Column("there", wraps=True)]
+    rows = []
     for grant in grants:
         document = grant.to_json()
         who = document["identity"] + (f" ({document['via']})" if document["via"] else "")
         places = document["destinations"] or [{"destination": "", "state": "pending", "error": None}]
         for place in places:
             there = place["state"] + (f": {place['error']}" if place["error"] else "")
-            table.add_row(document["service"], who, f"{document['state']} {document['role']}", place["destination"], there)
-    return table
+            rows.append([document["service"], who, f"{document['state']} {document['role']}", place["destination"], there])
+    print_table(f"{name}: grants", columns, rows)
 
 
 @command(app, "delete")
@@ -129,7 +123,7 @@ def delete(
         "--keep-access", help="Delete even where a grant cannot be revoked (that access stays: remove it by hand).")] = False,
 ) -> None:
     """Revoke the challenge's grants, then delete it from the ledger (delivered files stay where they are)."""
-    record = api.open_ledger().get(name)
+    record = api.existing_ledger(name).get(name)
     if not yes and not typer.confirm(f"Delete challenge {name} ({record.state}, {record.n_rows} rows)?"):
         raise typer.Exit(1)
     for line in api.delete(name, keep_access=keep_access):

@@ -39,6 +39,9 @@ def command(app: typer.Typer, *args: Any, **kwargs: Any) -> Callable:
         def wrapper(*a: Any, **kw: Any) -> Any:
             try:
                 return func(*a, **kw)
+            except KeyboardInterrupt:  # Ctrl-C (or SIGTERM in a run): what was half-done is undone
+                raise fail(f"stopped: ppipe {func.__name__.strip('_')} was interrupted; "
+                           "what it had not finished was not kept", 130) from None
             except PpipeError as exc:
                 raise fail(str(exc), exc.exit_code) from None
             except Exception as exc:

@@ -11,10 +11,10 @@ from typing import Annotated, Optional
 
 import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
-from rich.table import Table
 
 from ppipe import settings
 from ppipe.cli.common import Name, command, console, err_console, group, lazy_module, say
+from ppipe.cli.tables import print_release_table
 from ppipe.errors import SpecError
 
 api = lazy_module("ppipe.api")
@@ -111,25 +111,16 @@ def run(
     release: Annotated[Optional[int], typer.Option("--release", help="Deliver this release now, whenever it is scheduled.")] = None,
 ) -> None:
     """Run the dispatch flow once, here, against the standing Prefect server: deliver what is due."""
-    with Progress(*BARS, console=console) as progress:
-        flow_run = api.run(name, now=now, release=release, listener=StepProgress(progress), quiet=True)
-    _print_releases(name)
+    with Progress(*BARS, console=console, transient=True) as progress:  # the table below says how it ended
+        flow_run = api.run(name, now=now, release=release, listener=StepProgress(progress), quiet=True,
+                           on_start=lambda message: progress.console.print(message, markup=False, soft_wrap=True))
+    print_release_table(name)
     say(f"flow run: {flow_run.url}")
     if flow_run.failed:
         err_console.print(f"error: {flow_run.message}", markup=False, soft_wrap=True)
         raise typer.Exit(1)
 
 
-def _print_releases(name: str) -> None:
-    record, releases = api.show(name)
-    table = Table(title=f"{name}: {record.state}")
-    for column in ("release", "when", "destination", "status"):
-        table.add_column(column)
-    for release in releases:
-        for row in release.deliveries:
-            status = row.status + (f": {row.error}" if row.error else "")
-            table.add_row(release.name, release.scheduled_at.isoformat(), row.destination, status)
-    console.print(table)
 
 
 # --- demo ----------------------------------------------------------------------------------

@@ -45,11 +45,10 @@ def write_manifest(challenge: Challenge, staged: StagedSource, delivered: list[d
         "total_rows_delivered": sum(r["rows"] for r in releases),
         "updated_at": datetime.now(timezone.utc).isoformat(),
     }
-    folder = settings.releases_dir(challenge.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = settings.private_dir(settings.releases_dir(challenge.name))
     path = folder / MANIFEST
     durable.write_json(path, manifest)
-    return path
+    return settings.make_private(path)
 
 
 _RELEASE_KEYS = ("index", "name", "start", "stop", "rows", "sha256", "bytes", "scheduled_at", "delivered_at")

@@ -42,14 +42,14 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
             sources.display_url(challenge.source),
             f"{release.name} wants rows {release.start}..{release.stop} but the staged copy has {staged.rows}",
         )
-    folder = settings.releases_dir(challenge.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = settings.private_dir(settings.releases_dir(challenge.name))
     name = challenge.release_file_name(release.index)
     final = folder / name
     durable.remove_stale(folder, f".{name}.*.tmp")  # left by a run killed while saving
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
         cut = staged.cut(challenge, release, tmp)
+        settings.make_private(tmp)  # before it takes its final name: never readable by others
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)

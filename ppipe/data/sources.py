@@ -57,10 +57,31 @@ def _scrub(text: str, source: Source) -> str:
         if isinstance(value, str) and len(value) >= 3:
             line = line.replace(value, "***")
     line = re.sub(r"(://)[^/@\s]*@", r"\1***@", line)
+    line = re.sub(r"(\w+://[^\s?#'\"]*)[?#][^\s'\")]*", r"\1", line)  # query strings may hold signatures
     return line[:300]
 
 
+def _unreachable(exc: BaseException) -> str | None:
+    """Why a store could not be reached, when that is what lies under ``exc`` (fsspec's HTTP
+    filesystem reports a refused connection as FileNotFoundError): None when it was reached."""
+    seen = exc
+    while seen is not None:
+        name = type(seen).__name__
+        if isinstance(seen, (ConnectionError, TimeoutError)) or name.startswith(("ClientConnector", "ServerTimeout",
+                                                                                 "ConnectTimeout", "EndpointConnection")):
+            text = str(seen).lower()
+            if "refused" in text or isinstance(seen, ConnectionRefusedError):
+                return "cannot connect: connection refused"
+            return "cannot connect: " + ("timed out" if "time" in text or isinstance(seen, TimeoutError)
+                                         else "the host does not answer")
+        seen = seen.__cause__ or seen.__context__
+    return None
+
+
 def _describe(exc: BaseException, source: Source) -> str:
+    unreachable = _unreachable(exc)
+    if unreachable:
+        return unreachable
     if isinstance(exc, FileNotFoundError):
         return "not found"
     if isinstance(exc, PermissionError):
@@ -197,7 +218,7 @@ def fetch(source: Source) -> tuple[Path, str | None]:
         recorded = json.loads(meta.read_text())
         if recorded.get("fingerprint") == current and recorded.get("url") == source.url:
             return data, recorded.get("sha256")
-    folder.mkdir(parents=True, exist_ok=True)
+    settings.private_dir(folder)
     tmp = folder / f".data-{uuid.uuid4().hex}.tmp"
     fs, path = filesystem(source)
     try:
@@ -214,6 +235,7 @@ def fetch(source: Source) -> tuple[Path, str | None]:
         tmp.unlink(missing_ok=True)
     sha = reader.sha256.hexdigest()
     meta.write_text(json.dumps({"url": source.url, "fingerprint": current, "sha256": sha}))
+    settings.make_private(folder)
     return data, sha
 
 

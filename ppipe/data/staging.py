@@ -97,9 +97,11 @@ def byte_range_eligible(challenge: Challenge) -> bool:
 def _stage_now(challenge: Challenge) -> StagedSource:
     folder = settings.staging_dir(challenge.name)
     made_folder = not folder.exists()
-    folder.mkdir(parents=True, exist_ok=True)
+    settings.private_dir(folder)
     try:
-        return _stage_into(challenge, folder)
+        staged = _stage_into(challenge, folder)
+        settings.make_private(folder)  # polars and pyarrow write with the process umask
+        return staged
     except BaseException:
         if made_folder:  # a refused source leaves nothing behind
             shutil.rmtree(folder, ignore_errors=True)
@@ -111,12 +113,14 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
     before = sources.fingerprint(source)
     local, sha = sources.fetch(source)
     lf = sources.scan_local(source, local)
-    _check_columns(challenge, lf)
+    check_columns(challenge, lf)
     if byte_range_eligible(challenge):
         staged = _stage_offsets(challenge, folder, local, sha, before, lf)
         if staged is not None:
             sources.discard_fetched(source)
             return staged
+    elif source.format == "csv":
+        _check_fields(source, folder, local)  # polars would null-fill a short row here
     tmp = folder / f".{DATA}.{uuid.uuid4().hex}.tmp"
     with ThreadPoolExecutor(1) as pool:
         # local, uncompressed: hashed beside the parse (hashlib releases the GIL), not after it
@@ -254,10 +258,40 @@ def _polars_rows(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
     return schema, int(counts.item(0, 0))
 
 
-def _check_columns(challenge: Challenge, lf: pl.LazyFrame) -> None:
+def _check_fields(source: Source, folder: Path, local: Path) -> None:
+    """Refuse a ragged CSV whatever the output: the byte pass the fast path makes, its index discarded."""
+    token = uuid.uuid4().hex
+    index, blocks = folder / f".check-{token}.tmp", folder / f".check-blocks-{token}.tmp"
+    try:
+        with sources.source_errors(source, "cannot stage"):
+            try:
+                index_text(local, index, blocks, "csv", hash_it=False)
+            except BadText as exc:
+                raise SourceError(sources.display_url(source), f"cannot stage: {exc}") from None
+    finally:
+        index.unlink(missing_ok=True)
+        blocks.unlink(missing_ok=True)
+
+
+NESTED = (pl.Struct, pl.List, pl.Array, pl.Object)
+
+
+def check_columns(challenge: Challenge, lf: pl.LazyFrame) -> None:
+    """Refuse what no output could hold faithfully: a repeated header name, a nested column as CSV,
+    a row_id column the source already has, declared types of columns it does not have."""
     with sources.source_errors(challenge.source):
-        names = lf.collect_schema().names()
+        schema = lf.collect_schema()
+    names = schema.names()
     url = sources.display_url(challenge.source)
+    for name in names:  # polars renames a repeated header name 'x' to 'x_duplicated_0'
+        base, _, number = name.rpartition("_duplicated_")
+        if base and number.isdigit() and base in names:
+            raise SourceError(url, f"has a duplicate column name {base!r} in its header: rename one of them")
+    if challenge.output.format == "csv":
+        nested = next((n for n in names if isinstance(schema[n], NESTED)), None)
+        if nested:
+            raise SourceError(url, f"column {nested!r} is nested ({schema[nested]}): output.format csv cannot "
+                                   "hold it; use parquet, json or ndjson")
     if challenge.output.row_id and ROW_ID in names:
         raise SourceError(url, f"already has a column named {ROW_ID!r}: set output.row_id to false or rename it")
     unknown = sorted(set(challenge.source.column_types) - set(names))

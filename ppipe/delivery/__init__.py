@@ -11,11 +11,11 @@ from ppipe.delivery.report import (
 )
 from ppipe.delivery.run import (
     MANIFEST, Dispatch, Due, Steps, Uploaded, apply_grants, delivered_releases, dispatch, prepare,
-    publish_manifest, save_release, skip_reason, stage_source, upload, watch,
+    Stopped, publish_manifest, save_release, skip_reason, stage_source, stop_on_sigterm, upload, watch,
 )
 
 __all__ = [
     "MANIFEST", "Dispatch", "Due", "Outcome", "Report", "Steps", "Uploaded", "apply_grants", "delivered_releases",
     "dispatch", "error_text", "failure_line", "prepare", "publish_manifest", "release_table", "save_release",
-    "skip_reason", "stage_source", "summary", "summary_markdown", "upload", "watch",
+    "skip_reason", "stage_source", "Stopped", "stop_on_sigterm", "summary", "summary_markdown", "upload", "watch",
 ]

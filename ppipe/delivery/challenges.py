@@ -7,6 +7,7 @@ challenge not yet in the ledger).
 
 from __future__ import annotations
 
+import re
 import shutil
 from pathlib import Path
 
@@ -14,14 +15,30 @@ from ppipe import settings
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.specfile import load_challenge
 from ppipe.destinations.bucket import BucketDestination
-from ppipe.errors import ConflictError, SpecError
+from ppipe.errors import ConflictError, NotFoundError, SpecError
 from ppipe.ledger import ChallengeRecord, Ledger
 from ppipe.naming import prefixes_overlap
 from ppipe.scenario import record as scenario_record
 
 
-def open_ledger(ledger: Ledger | None = None) -> Ledger:
-    return ledger or Ledger()
+SLUG = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,48}[a-z0-9])?")
+
+
+def open_ledger(ledger: Ledger | None = None, *, create: bool = True) -> Ledger:
+    """``ledger``, or the configured one; ``create=False`` (commands that only read) never makes
+    a ledger that is not there: NotFoundError instead."""
+    return ledger or Ledger(create=create)
+
+
+def existing_ledger(name: str | None = None) -> Ledger:
+    """The ledger for a command that only reads: never made by looking. Without one, NotFoundError
+    saying so (and naming the challenge that was asked for)."""
+    try:
+        return Ledger(create=False)
+    except NotFoundError as exc:
+        if name is None:
+            raise
+        raise NotFoundError(f"no challenge named {name!r}: {exc}") from None
 
 
 def load(path_or_challenge: str | Path | Challenge) -> Challenge:
@@ -45,6 +62,8 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     if ledger.exists(challenge.name):
         raise ConflictError(f"challenge {challenge.name!r} already exists: delete it first or pick another name")
     check_prefixes_free(challenge, ledger)
+    ledger.check_locations_free(challenge)
+    check_destinations(challenge)
     staged = stage(challenge)
     try:
         check_source(challenge, staged, STAGED_ROW_ID if staged.shuffled else None)
@@ -87,10 +106,37 @@ def check_prefixes_free(challenge: Challenge, ledger: Ledger) -> None:
                     raise SpecError(f"destinations.{i}.prefix", (
                         f"{our_location} overlaps challenge {record.name}'s {location}: challenges sharing a bucket "
                         "need prefixes that neither nest nor are empty"))
+def check_destinations(challenge: Challenge) -> None:
+    """What can be known about the destinations without writing to them: a local folder that
+    cannot be made or written is refused at create, not days later at the first delivery."""
+    from ppipe.destinations import open_destination
+
+    for spec in challenge.destinations:
+        check = getattr(open_destination(spec, challenge.name), "check", None)
+        if check is not None:
+            check()
+
+
+def checked_name(name: object, field: str = "challenge") -> str:
+    """``name`` when it is a challenge slug; SpecError otherwise (it becomes a file name and a path)."""
+    if not isinstance(name, str) or not SLUG.fullmatch(name):
+        raise SpecError(field, f"{str(name)[:80]!r} is not a challenge name: use 1-50 lowercase letters, digits "
+                               "and hyphens (a slug), no '/', '..' or spaces")
+    return name
+
+
+def check_release_index(name: str, release: int | None, *, ledger: Ledger | None = None) -> None:
+    """SpecError naming the range when ``release`` is not one of the challenge's releases."""
+    if release is None:
+        return
+    count = open_ledger(ledger).challenge(name).release_count
+    if not 0 <= release < count:
+        raise SpecError("--release", f"{name} has releases 0 to {count - 1}: there is no release {release}")
 
 
 def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: Path | None = None) -> Challenge:
     """The challenge from the ledger, registering ``deployments/<name>.yaml`` first if needed."""
+    name = checked_name(name)
     ledger = open_ledger(ledger)
     if not ledger.exists(name):
         path = (deployments or settings.deployments_dir()) / f"{name}.yaml"

@@ -11,6 +11,7 @@ Prefect flow runs the very same sequence with each step as a task with retries.
 
 from __future__ import annotations
 
+import signal
 import threading
 import time
 import uuid
@@ -148,6 +149,28 @@ def watch(listener: Listener) -> Iterator[None]:
 # --- one run -------------------------------------------------------------------------------
 
 
+class Stopped(KeyboardInterrupt):
+    """SIGTERM, raised like Ctrl-C so a run stops the same way (giving back its claims)."""
+
+
+@contextmanager
+def stop_on_sigterm() -> Iterator[None]:
+    """While the block runs (in the main thread), SIGTERM raises :class:`Stopped` instead of
+    killing the process on the spot; elsewhere nothing changes."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def stop(signum, _frame):
+        raise Stopped(f"stopped by signal {signal.Signals(signum).name}")
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 class Dispatch:
     """One dispatch run over one challenge. ``run()`` does it all; the flow calls the steps one by one."""
 
@@ -177,16 +200,18 @@ class Dispatch:
 
     def run(self) -> Report:
         """Everything, in order: prepare destinations, deliver each due release, take over what a
-        dead run abandoned, manifest, finish."""
-        self.prepare_destinations()
-        due = self.due_releases()
-        self.listen("", "due", f"{self.challenge.name}: {len(due)} release(s) due at {self.now.isoformat(timespec='seconds')}")
-        for item in due:
-            self.deliver(item)
-        for item in self.abandoned() if self.take_over else []:
-            self.deliver(item)
-        self.update_manifest()
-        return self.finish()
+        dead run abandoned, manifest, finish. SIGTERM stops it like Ctrl-C: claims given back."""
+        with stop_on_sigterm():
+            self.prepare_destinations()
+            due = self.due_releases()
+            self.listen("", "due", f"{self.challenge.name}: {len(due)} release(s) due at "
+                                   f"{self.now.isoformat(timespec='seconds')}")
+            for item in due:
+                self.deliver(item)
+            for item in self.abandoned() if self.take_over else []:
+                self.deliver(item)
+            self.update_manifest()
+            return self.finish()
 
     def abandoned(self, poll: float = 1.0) -> list[Due]:
         """Releases another run claimed and has not finished. That run may be dead (its machine
@@ -204,9 +229,13 @@ class Dispatch:
         return self.due_releases()
 
     def due_releases(self) -> list[Due]:
-        """Releases with rows due at ``now`` (or release ``K`` whenever it is scheduled), oldest first."""
+        """Releases with rows due at ``now``, oldest first; with ``release`` K, release K and every
+        earlier one not delivered yet, whenever they are scheduled (releases arrive in order)."""
         when = ANY_TIME if self.release is not None else self.now
-        return [Due(rows) for rows in by_release(self.ledger.due(self.challenge.name, when, index=self.release))]
+        rows = self.ledger.due(self.challenge.name, when)
+        if self.release is not None:
+            rows = [row for row in rows if row.index <= self.release]
+        return [Due(group) for group in by_release(rows)]
 
     def prepare_destinations(self) -> None:
         """Open and prepare every destination once; one that fails is remembered, the others go on."""
@@ -219,16 +248,35 @@ class Dispatch:
                 self.unusable[destination.uri] = error_text(exc)
 
     def deliver(self, due: Due) -> list[Outcome]:
-        """Claim the release's rows, then stage, save, upload and grant; record each row's outcome."""
-        claimed = self.claim(due)
+        """Claim the release's rows, then stage, save, upload and grant; record each row's outcome.
+
+        A row waits (is not claimed) where an earlier release is not delivered yet. Interrupted
+        (Ctrl-C, SIGTERM, a cancelled flow run), the run gives its claims back before it stops,
+        so the next run takes them at once instead of after a lease.
+        """
+        ready = self.in_order(due)
+        claimed = self.claim(Due(ready)) if ready else []
         if not claimed:
             return []
-        with self.heartbeat():
-            try:
-                file = self.save(due)
-            except Exception as exc:  # noqa: BLE001 - the release fails, the run goes on
-                return [self.record_failed(row, error_text(exc)) for row in claimed]
-            return self.steps.fan_out(lambda row: self.deliver_row(row, file), claimed)
+        try:
+            with self.heartbeat():
+                try:
+                    file = self.save(due)
+                except Exception as exc:  # noqa: BLE001 - the release fails, the run goes on
+                    return [self.record_failed(row, error_text(exc)) for row in claimed]
+                return self.steps.fan_out(lambda row: self.deliver_row(row, file), claimed)
+        except BaseException as exc:
+            self.ledger.release_claims(self.owner, f"interrupted ({type(exc).__name__}) before it was delivered; "
+                                                   "the next run delivers it")
+            raise
+
+    def in_order(self, due: Due) -> list[ReleaseRecord]:
+        """``due``'s rows but those whose destination still waits for an earlier release."""
+        waiting = self.ledger.waiting(self.challenge.name, due.index)
+        for row in due.rows:
+            if row.destination in waiting:
+                self.listen(row.name, "waiting", f"{row.destination}: {waiting[row.destination]} is not delivered yet")
+        return [row for row in due.rows if row.destination not in waiting]
 
     @contextmanager
     def heartbeat(self) -> Iterator[None]:
@@ -253,7 +301,7 @@ class Dispatch:
 
     def claim(self, due: Due) -> list[ReleaseRecord]:
         """The rows this run won (a row another run holds or delivered is left alone)."""
-        claimed = [row for row in due.rows if self.ledger.claim(row.id, self.owner, now=utcnow())]
+        claimed = [row for row in due.rows if self.ledger.claim(row.id, self.owner)]
         self.listen(due.name, "claim", f"{len(claimed)} of {len(due.rows)} destination(s)")
         return claimed
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from datetime import datetime
 
 from ppipe.destinations import open_destination
 from ppipe.errors import PpipeError
@@ -44,6 +45,8 @@ def verify(name: str, ledger: Ledger | None = None) -> Report:
             elif row.destination in destinations:
                 _check_shipment(report, row, destinations[row.destination], scenario_record.shipment(name, row.name))
     report.problems.extend(_check_rows(rows, record.n_rows))
+    if record.state != "cancelled":
+        report.problems.extend(_undelivered(rows, ledger.database_now()))
     return report
 
 
@@ -56,6 +59,18 @@ def _check_shipment(report: Report, row: ReleaseRecord, destination, shipment: d
         problem = _check_stored(f"{row.name} at {row.destination}: {file_name}", destination, file_name, size, sha256)
         if problem:
             report.problems.append(problem)
+def _undelivered(rows: list[ReleaseRecord], now: datetime) -> list[str]:
+    """One line per release that is due but not delivered everywhere (a stuck claim, a failure)."""
+    late: dict[int, list[ReleaseRecord]] = {}
+    for row in rows:
+        if row.scheduled_at <= now and row.status != "delivered":
+            late.setdefault(row.index, []).append(row)
+    lines = []
+    for index in sorted(late):
+        group = late[index]
+        where = ", ".join(f"{row.destination} ({row.status}{': ' + row.error if row.error else ''})" for row in group)
+        lines.append(f"{group[0].name}: due since {group[0].scheduled_at.isoformat()}, not delivered at {where}")
+    return lines
 
 
 def _check_object(row: ReleaseRecord, destinations: dict, file_name: str) -> str | None:

@@ -15,7 +15,7 @@ from typing import Any, ClassVar, Iterator
 
 from pydantic import Field, field_validator
 
-from ppipe import naming
+from ppipe import naming, urls
 from ppipe.destinations.base import Destination, ObjectInfo
 from ppipe.durable import sha256_of
 from ppipe.destinations.spec import DestinationSpec
@@ -45,6 +45,11 @@ class BucketDestination(DestinationSpec):
     @classmethod
     def _prefix(cls, prefix: str | None) -> str | None:
         return None if prefix is None else naming.check_prefix(prefix)
+
+    @field_validator("endpoint_url")
+    @classmethod
+    def _endpoint(cls, url: str | None) -> str | None:
+        return None if url is None else urls.check_endpoint_url(url)
 
     @classmethod
     def check_bucket(cls, name: str) -> str:

@@ -18,19 +18,23 @@ from typing import Any, Callable
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
-from prefect.runtime import flow_run, task_run
+from prefect.runtime import deployment, flow_run, task_run
 from prefect.tasks import exponential_backoff
 
 from ppipe import delivery
 from ppipe.delivery import challenges
 from ppipe.destinations import Destination
-from ppipe.errors import PpipeError
+from ppipe.errors import PpipeError, worth_retrying
 from ppipe.ledger import Ledger, ReleaseRecord
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.orchestration.deploy import FLOW_NAME
 from ppipe.orchestration.limits import ensure_limits, upload_slot
 
+
+
+class OverrideRefused(PpipeError):
+    """A deployment's run was given ``now`` or ``release``."""
 
 
 class DeliveryFailed(PpipeError):
@@ -101,6 +105,7 @@ def task_steps(challenge: Challenge) -> delivery.Steps:
     timeout = policy.timeout.total_seconds()
     retrying = {
         "retries": policy.retries,
+        "retry_condition_fn": _worth_retrying,
         "retry_delay_seconds": exponential_backoff(policy.retry_delay.total_seconds())(policy.retries),
         "timeout_seconds": timeout,
     }
@@ -115,6 +120,12 @@ def task_steps(challenge: Challenge) -> delivery.Steps:
     )
 
 
+def _worth_retrying(task, task_run, state) -> bool:
+    """Prefect's retry condition: a deterministic failure (the source changed, the bucket is missing,
+    the credentials are refused) fails at once instead of after every retry and its delays."""
+    return worth_retrying(state.data if isinstance(state.data, BaseException) else None)
+
+
 # --- the flow ------------------------------------------------------------------------------
 
 
@@ -127,8 +138,9 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     (the run ends Failed) after recording and publishing, when anything failed.
     """
     logger = get_run_logger()
+    _no_overrides_in_deployment_runs(now, release)
     ledger = Ledger()
-    spec = challenges.ensure_registered(challenge, ledger=ledger)
+    spec = challenges.ensure_registered(challenge, ledger=ledger)  # refuses a name that is not a slug
     if reason := delivery.skip_reason(ledger, challenge):
         logger.info("%s; skipping this run", reason)
         return {"challenge": challenge, "skipped": reason}
@@ -150,6 +162,18 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     if not report.ok:
         raise DeliveryFailed(delivery.failure_line(report))
     return delivery.summary(report)
+
+
+def _no_overrides_in_deployment_runs(now: datetime | None, release: int | None) -> None:
+    """A deployment's runs follow its schedule: anyone who may start a run through Prefect's API
+    must not move the clock or pick a future release (they would release data early). Only
+    ``ppipe run``, which runs the flow here without a deployment, may set them."""
+    given = [name for name, value in (("now", now), ("release", release)) if value is not None]
+    if given and deployment.id:
+        raise OverrideRefused(
+            f"parameter {' and '.join(given)} is refused in a deployment's run: a deployment delivers on its "
+            "schedule; use 'ppipe run NAME --now/--release' on the organiser's machine instead"
+        )
 
 
 def publish_artifacts(ledger: Ledger, report: delivery.Report) -> None:

@@ -6,6 +6,7 @@ import logging
 from contextlib import nullcontext
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Callable
 
 from ppipe import delivery
 from ppipe.delivery.run import Listener
@@ -23,10 +24,11 @@ class FlowRun:
 
 
 def quiet_console() -> None:
-    """Prefect's own console lines at WARNING and above only, in this process.
+    """No Prefect console lines in this process.
 
-    A caller that shows progress itself (``ppipe run``'s bars) keeps the terminal readable;
-    warnings still show, and every log line still reaches the Prefect server.
+    A caller that shows progress itself (``ppipe run``'s bars) and ends a failure in one line
+    keeps the terminal readable: a failed flow run logs a traceback at ERROR. Every log line
+    still reaches the Prefect server, where the run's page shows it.
     """
     from prefect.logging.handlers import PrefectConsoleHandler
 
@@ -35,14 +37,15 @@ def quiet_console() -> None:
     for logger in loggers:
         for handler in logger.handlers:
             if isinstance(handler, PrefectConsoleHandler):
-                handler.setLevel(logging.WARNING)
+                handler.setLevel(logging.CRITICAL + 1)
 
 
 def run_here(name: str, *, now: datetime | None = None, release: int | None = None,
-             listener: Listener | None = None, quiet: bool = False) -> FlowRun:
+             listener: Listener | None = None, quiet: bool = False,
+             on_start: Callable[[str], None] | None = None) -> FlowRun:
     """Run the dispatch flow for ``name`` in this process (PREFECT_API_URL, else the standing
-    local server, started if needed); ``listener`` sees each step of the run."""
-    with server.connect() as url:
+    local server, started if needed and then told to ``on_start``); ``listener`` sees each step."""
+    with server.connect(on_start) as url:
         from ppipe.orchestration.flow import dispatch_challenge
 
         if quiet:
@@ -50,4 +53,14 @@ def run_here(name: str, *, now: datetime | None = None, release: int | None = No
         with delivery.watch(listener) if listener else nullcontext():
             state = dispatch_challenge(challenge=name, now=now, release=release, return_state=True)
     run_id = str(state.state_details.flow_run_id)
-    return FlowRun(run_id, f"{server.ui_url(url)}/runs/flow-run/{run_id}", state.is_failed(), state.message or "")
+    return FlowRun(run_id, f"{server.ui_url(url)}/runs/flow-run/{run_id}", state.is_failed(), _failure(state))
+
+
+def _failure(state) -> str:
+    """A failed run's reason in one line: ppipe's own message, without Prefect's prefix."""
+    if not state.is_failed():
+        return state.message or ""
+    exc = state.result(raise_on_failure=False)
+    if isinstance(exc, BaseException):
+        return delivery.error_text(exc)
+    return (state.message or "the run failed").splitlines()[0]

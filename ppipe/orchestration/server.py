@@ -22,7 +22,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator
+from typing import Callable, Iterator
 
 from ppipe import settings
 from ppipe.errors import ConfigError, PpipeError
@@ -126,15 +126,17 @@ def start(at_port: int | None = None, *, timeout: float = 90.0, home: Path | Non
     if current.healthy:
         return current
     env = server_environment(home)
-    Path(env["PREFECT_HOME"]).mkdir(parents=True, exist_ok=True)
+    settings.private_dir(Path(env["PREFECT_HOME"]))
     chosen = at_port or port()
-    with open(_log_file(), "ab") as log:
+    with open(os.open(_log_file(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         process = subprocess.Popen(
             [prefect_executable(), "server", "start", "--host", HOST, "--port", str(chosen)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # its own process group, so stop() ends it and its children only
+            umask=0o077,  # Prefect's database and files stay private to the organiser
         )
     _state_file().write_text(json.dumps({"pid": process.pid, "url": api_url(chosen)}))
+    settings.make_private(_state_file())
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if healthy(api_url(chosen)):
@@ -166,18 +168,29 @@ def stop(at_port: int | None = None, *, timeout: float = 20.0) -> bool:
     return True
 
 
-def ensure_api() -> str:
-    """``PREFECT_API_URL`` if set, else the local server's URL (starting it if needed)."""
+def ensure_api(on_start: Callable[[str], None] | None = None) -> str:
+    """``PREFECT_API_URL`` if set (and answering), else the local server's URL (starting it if
+    needed, and then telling ``on_start`` where it runs and how to stop it)."""
     url = os.environ.get("PREFECT_API_URL", "").strip()
     if url:
+        if not healthy(url, timeout=5.0):
+            raise PpipeError(f"PREFECT_API_URL {url} does not answer: start that server, or unset "
+                             "PREFECT_API_URL to use ppipe's local one (ppipe server start)")
         return url
-    return start().url
+    current = status()
+    if current.healthy:
+        return current.url
+    started = start()
+    if on_start is not None:
+        on_start(f"started a Prefect server in the background at {started.ui_url} (pid {started.pid}); "
+                 f"it keeps running for the next commands: stop it with 'ppipe server stop'")
+    return started.url
 
 
 @contextlib.contextmanager
-def connect() -> Iterator[str]:
+def connect(on_start: Callable[[str], None] | None = None) -> Iterator[str]:
     """Point Prefect (in this process and the processes it starts) at the standing API; yields its URL."""
-    url = ensure_api()
+    url = ensure_api(on_start)
     os.environ["PREFECT_API_URL"] = url
     os.environ.setdefault("PREFECT_HOME", str(prefect_home()))
     os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -236,7 +249,7 @@ def start_worker(pool: str, *, cwd: Path, log: Path, env: dict[str, str] | None 
     if not environment.get("PREFECT_API_URL"):
         raise ConfigError("PREFECT_API_URL: not set: the worker needs the standing Prefect server's address")
     log.parent.mkdir(parents=True, exist_ok=True)
-    with open(log, "wb") as out:
+    with open(os.open(log, os.O_WRONLY | os.O_TRUNC | os.O_CREAT, 0o600), "wb") as out:
         process = subprocess.Popen(
             [prefect_executable(), "worker", "start", "--pool", pool, "--type", "process"],
             cwd=cwd, env=environment, stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,

@@ -112,9 +112,12 @@ def test_storage_option_values_never_in_messages(tmp_path):
     assert message.startswith("source s3://some-bucket/d.csv:")
 
 
-def test_url_credentials_are_hidden():
-    source = Source(url="https://user:hunter2@example.invalid/d.csv")
-    assert "hunter2" not in sources.display_url(source)
+def test_url_credentials_are_refused_and_never_quoted():
+    from pydantic import ValidationError
+
+    with pytest.raises(ValidationError) as info:
+        Source(url="https://user:hunter2@example.invalid/d.csv")
+    assert "hunter2" not in str(info.value) and "credential" in str(info.value)
 
 
 BAD_INPUTS = {

@@ -8,7 +8,7 @@ import polars as pl
 import pytest
 
 from tests.hardening.core_helpers import assert_one_line_error, ppipe, spec, write_spec
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 IS_ROOT = os.geteuid() == 0
 

@@ -39,12 +39,12 @@ def _deployment_run(tmp_path, parameters: dict):
     from prefect.flow_engine import run_flow
 
     from flows.dispatch import dispatch_challenge
-    from ppipe import api, deploy
-    from ppipe.specfile import parse_challenge
+    from ppipe import api
+    from ppipe.challenge.specfile import parse_challenge
 
     challenge = parse_challenge(spec(tmp_path, "future", schedule={"start": "2030-01-01T00:00:00Z", "every": "1d"}))
     api.create(challenge)
-    deployment_id = deploy.deploy("future")
+    deployment_id = api.deploy("future")
     with get_client(sync_client=True) as client:
         flow_run = client.create_flow_run_from_deployment(deployment_id, parameters=parameters)
     return run_flow(dispatch_challenge, flow_run=flow_run, parameters={"challenge": "future", **parameters},

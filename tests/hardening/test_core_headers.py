@@ -28,7 +28,7 @@ def _create(tmp_path, source, output):
 @pytest.mark.parametrize("output", OUTPUTS, ids=IDS)
 def test_duplicate_header_names_are_refused_naming_the_column(tmp_path, output):
     source = _source(tmp_path, ["id,temp,temp"] + [f"{i},{i},{i}" for i in range(9)])
-    assert_one_line_error(_create(tmp_path, source, output), "temp", "duplicate")
+    assert_one_line_error(_create(tmp_path, source, output), "duplicate column name 'temp'")
 
 
 @pytest.mark.parametrize("output", OUTPUTS, ids=IDS)

@@ -15,7 +15,7 @@ import pytest
 
 from ppipe import api, delivery
 from ppipe.ledger import Ledger
-from ppipe.specfile import parse_challenge
+from ppipe.challenge.specfile import parse_challenge
 from tests.hardening.core_helpers import ROOT, ppipe, spec
 
 
@@ -32,7 +32,7 @@ def _spawn_blocked(tmp_path, name: str, target: str) -> subprocess.Popen:
     blocked = tmp_path / "blocked"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
-        [sys.executable, "-m", "tests.reliability_child", "--name", name, "--owner", "interrupted",
+        [sys.executable, "-m", "tests.support.reliability_child", "--name", name, "--owner", "interrupted",
          "--log", str(log), "--block", "save", "--target", target, "--blocked", str(blocked)],
         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )

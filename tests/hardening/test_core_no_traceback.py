@@ -7,7 +7,7 @@ import time
 import pytest
 
 from tests.hardening.core_helpers import assert_one_line_error, no_traceback, ppipe, spec, write_spec
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def test_running_an_unknown_challenge_is_one_line(prefect_api, tmp_path, monkeypatch):

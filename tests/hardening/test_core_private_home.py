@@ -45,8 +45,8 @@ def test_an_existing_open_home_is_made_private(tmp_path):
 
 @pytest.mark.slow
 def test_the_prefect_server_ppipe_starts_keeps_its_database_private(tmp_path):
-    from ppipe import server
-    from tests.servers import free_port
+    from ppipe.orchestration import server
+    from tests.support.servers import free_port
 
     home = tmp_path / "ppipe-home"
     port = free_port()

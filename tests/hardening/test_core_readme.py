@@ -11,7 +11,7 @@ import sys
 import pytest
 
 from tests.hardening.core_helpers import ROOT, ppipe, spec, write_spec
-from tests.servers import free_port
+from tests.support.servers import free_port
 
 
 def readme_python() -> str:

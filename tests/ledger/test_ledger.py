@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import threading
 from datetime import datetime, timedelta, timezone
 
@@ -48,7 +50,7 @@ def test_due_is_scheduled_not_delivered_oldest_first(ledger, challenge):
     due = ledger.due("demo", T + timedelta(seconds=60))
     assert [r.index for r in due] == [0, 0, 1, 1]
     first = due[0]
-    assert ledger.claim(first.id, "run-a", now=T)
+    assert ledger.claim(first.id, "run-a")
     assert ledger.mark_delivered(first.id, "run-a", sha256="ab" * 32, bytes=10, row_count=90, uri="file:///x")
     assert first.id not in [r.id for r in ledger.due("demo", T + timedelta(days=1))]
     assert ledger.next_due("demo", T + timedelta(seconds=60)) == T + timedelta(seconds=120)
@@ -57,8 +59,8 @@ def test_due_is_scheduled_not_delivered_oldest_first(ledger, challenge):
 def test_a_claim_is_taken_once(ledger, challenge):
     ledger.add_challenge(challenge, 300)
     row = ledger.due("demo", T)[0]
-    assert ledger.claim(row.id, "run-a", now=T)
-    assert not ledger.claim(row.id, "run-b", now=T)
+    assert ledger.claim(row.id, "run-a")
+    assert not ledger.claim(row.id, "run-b")
     # the loser may not record anything for it
     assert not ledger.mark_delivered(row.id, "run-b", sha256="0" * 64, bytes=1, row_count=1, uri="u")
     assert row.id not in [r.id for r in ledger.due("demo", T)]
@@ -67,9 +69,10 @@ def test_a_claim_is_taken_once(ledger, challenge):
 def test_an_expired_claim_is_taken_over(ledger, challenge):
     ledger.add_challenge(challenge, 300)
     row = ledger.due("demo", T)[0]
-    assert ledger.claim(row.id, "dead-run", lease=timedelta(minutes=1), now=T)
-    assert not ledger.claim(row.id, "run-b", now=T + timedelta(seconds=30))
-    assert ledger.claim(row.id, "run-b", now=T + timedelta(minutes=2))
+    assert ledger.claim(row.id, "dead-run", lease=timedelta(seconds=1))
+    assert not ledger.claim(row.id, "run-b")
+    time.sleep(1.2)  # leases run on the database's clock: let this one run out
+    assert ledger.claim(row.id, "run-b")
     assert not ledger.mark_failed(row.id, "dead-run", "late")  # the dead run lost it
     assert ledger.mark_delivered(row.id, "run-b", sha256="1" * 64, bytes=1, row_count=90, uri="u")
     assert [r.attempts for r in ledger.releases("demo") if r.id == row.id] == [2]
@@ -78,7 +81,7 @@ def test_an_expired_claim_is_taken_over(ledger, challenge):
 def test_a_failed_release_is_due_again(ledger, challenge):
     ledger.add_challenge(challenge, 300)
     row = ledger.due("demo", T)[0]
-    ledger.claim(row.id, "run-a", now=T)
+    ledger.claim(row.id, "run-a")
     assert ledger.mark_failed(row.id, "run-a", "destination s3://bkt/demo: connection refused")
     again = [r for r in ledger.due("demo", T) if r.id == row.id][0]
     assert again.status == "failed" and "connection refused" in again.error

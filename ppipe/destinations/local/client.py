@@ -51,6 +51,24 @@ class LocalFolder(Destination):
             where = f" ({exc.filename})" if exc.filename else ""
             raise DestinationError(self.uri, f"cannot {what}: {reason}{where}") from None
 
+    def check(self) -> None:
+        """Refuse, before anything is written, a folder that cannot be made or written: a path
+        through an existing file, a read-only or virtual filesystem (/proc). Only a probe
+        folder is made (and removed) in the nearest existing ancestor."""
+        existing = self.folder
+        while not existing.exists() and existing != existing.parent:
+            existing = existing.parent
+        if not existing.is_dir():
+            raise DestinationError(self.uri, f"{existing} is a file, not a folder: choose another path")
+        try:
+            probe = Path(tempfile.mkdtemp(prefix=".ppipe-probe-", dir=existing))
+            try:
+                (probe / "w").write_bytes(b"")
+            finally:
+                shutil.rmtree(probe, ignore_errors=True)
+        except OSError as exc:
+            raise DestinationError(self.uri, f"{existing} cannot be written: {exc.strerror or type(exc).__name__}") from None
+
     def prepare(self) -> None:
         """Create the challenge folder (and its parents) if missing; remove killed uploads' temporaries."""
         with self._errors("create the challenge folder"):
