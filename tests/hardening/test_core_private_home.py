@@ -39,7 +39,7 @@ def test_an_existing_open_home_is_made_private(tmp_path):
     home = tmp_path / "ppipe-home"
     home.mkdir(mode=0o755)
     os.chmod(home, 0o755)
-    ppipe("list")
+    assert ppipe("create", str(write_spec(tmp_path, spec(tmp_path)))).returncode == 0
     assert stat.S_IMODE(home.stat().st_mode) == 0o700
 
 
