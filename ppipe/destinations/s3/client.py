@@ -27,6 +27,7 @@ import logging
 import os
 from contextlib import contextmanager
 from functools import cached_property
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ppipe.destinations.s3 import credentials
@@ -38,6 +39,7 @@ from ppipe.destinations.bucket import BucketPrefix
 from ppipe.errors import DestinationError, GrantRefused
 
 POLICY_VERSION = "2012-10-17"
+PUT_THREADS = 10  # as aws s3 cp; boto3's connection pool holds 10
 BUCKET_POLICY_LIMIT = 20 * 1024  # bytes: S3 refuses larger bucket policies
 SHA256_KEY = "sha256"  # user metadata key: x-amz-meta-sha256
 CREATED_BY = "created-by"  # IAM user tag marking the users ppipe made (and may give keys)
@@ -231,6 +233,21 @@ class S3Bucket(BucketPrefix):
                 str(local_file), self._path(name), chunksize=self.multipart_chunksize, Metadata={SHA256_KEY: digest}
             )
         return self.uri_of(name)
+
+    def upload_many(self, files: list[tuple[Path, str]]) -> None:
+        """Put many files, :data:`PUT_THREADS` at a time, through boto3 (thread-safe; about twice
+        as fast as s3fs for thousands of small objects); a large file goes through :meth:`upload`."""
+        def put(item: tuple[Path, str]) -> None:
+            path, name = item
+            if path.stat().st_size >= 2 * self.multipart_chunksize:
+                self.upload(path, name)
+                return
+            with open(path, "rb") as body, self._errors(f"upload {name}"):
+                self.client.put_object(Bucket=self.bucket, Key=self.key_of(name), Body=body)
+
+        with ThreadPoolExecutor(PUT_THREADS) as pool:
+            for _ in pool.map(put, files):
+                pass
 
     def exists(self, name: str, sha256: str) -> bool:
         """True if ``name`` is stored with this sha256: answered from the object's metadata
