@@ -171,7 +171,9 @@ def bench_files(count: int, repeat: int, s3: bool, local: bool = True) -> None:
     timed(["cp", "-r", str(files), str(work / "warm")])  # page cache warm for both sides
     ours, theirs = [], []
     for i in range(repeat if local else 0):
+        os.sync()  # each side starts without the other's dirty pages to write back
         theirs.append(timed(["cp", "-r", str(files), str(work / f"cp_{i}")]))
+        os.sync()
         ours.append(deliver(table, {"kind": "local", "path": str(work / f"ppipe_{i}")}))
         shutil.rmtree(work / f"cp_{i}"), shutil.rmtree(work / f"ppipe_{i}")  # keep the disk's free space steady
     if local:
