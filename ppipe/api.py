@@ -360,27 +360,58 @@ def participant_rotate(challenge: str, name: str, *, ledger: Ledger | None = Non
 
 def judge(name: str, *, now: datetime | None = None, ledger: Ledger | None = None):
     """Open due requests, mark misses, score predictions whose labels are out (a judging round)."""
+    from ppipe.endpoints import side
     from ppipe.participants import service
 
-    return service.judge(name, now=now, ledger=ledger)
+    ledger = open_ledger(ledger)
+    result = service.judge(name, now=now, ledger=ledger)
+    side.score_due(ledger, name)  # live endpoints' answers to rounds whose labels are out
+    return result
 
 
 def leaderboard(name: str, *, ledger: Ledger | None = None):
+    from ppipe.endpoints.http import install
     from ppipe.participants import service
 
+    install()  # uptime, latency and endpoint score columns
     return service.leaderboard(name, ledger=ledger)
+
+
+def endpoint_register(challenge: str, participant: str, url: str, protocol: str = "ppipe", *,
+                      ledger: Ledger | None = None):
+    """Register a participant's model service and probe it at once; the signing secret is in the result, once."""
+    from ppipe.endpoints import side
+
+    return side.register(open_ledger(ledger), challenge, participant, url, protocol)
+
+
+def endpoint_check(challenge: str, url: str, protocol: str = "ppipe", *, ledger: Ledger | None = None) -> None:
+    """RefusedURL (one line) unless the challenge takes endpoints and would call ``url``."""
+    from ppipe.endpoints import engine, side
+
+    engine.validate(url, protocol, side.endpoint_spec(open_ledger(ledger).challenge(challenge)))
+
+
+def endpoints_report(name: str, *, check: bool = False, ledger: Ledger | None = None) -> list[dict]:
+    """Each participant's endpoint with its figures and latest call (``check``: a health check first)."""
+    from ppipe.endpoints import report, side
+
+    ledger = open_ledger(ledger)
+    if check:
+        side.health_if_due(ledger, name, force=True)
+    return report.rows(ledger, name)
 
 
 KEEP_ALIVE = 75  # seconds
 
 
 def serve_api(host: str = "127.0.0.1", port: int = 8765, *, workers: int = 1, access_log: bool = False) -> None:
-    """Serve the participants' HTTP API (uvicorn) until stopped."""
+    """Serve the participants' HTTP API (uvicorn) until stopped, live-endpoint routes included."""
     import uvicorn
 
-    from ppipe.participants.http import create_app
+    from ppipe.endpoints.http import create_app
 
     create_app().state.ledger.engine.dispose()  # fail here, in one line, if the ledger cannot be opened
     # Participants poll: keep their connections open longer than uvicorn's 5 s default.
-    uvicorn.run("ppipe.participants.http:create_app", factory=True, host=host, port=port, workers=workers,
+    uvicorn.run("ppipe.endpoints.http:create_app", factory=True, host=host, port=port, workers=workers,
                 log_level="warning", access_log=access_log, timeout_keep_alive=KEEP_ALIVE)

@@ -8,6 +8,7 @@ output: {row_id: true}
 requests:
   validation: {rows: 20, deadline: 1h, attempts: 3, tolerance: {rtol: 1e-6, atol: 1e-6}}
   prediction: {label: label, metric: accuracy}
+  endpoint: {health_every: 5m, timeout: 2s, rows: 50}   # participants' own model services (docs/endpoints.md)
 leaderboard: {public: true}
 ```
 """
@@ -17,9 +18,10 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any, Literal
 
-from pydantic import Field, field_serializer, field_validator
+from pydantic import Field, field_serializer, field_validator, model_validator
 
 from ppipe.challenge.durations import format_duration, positive_duration
+from ppipe.challenge.endpoints import EndpointSettings
 from ppipe.validation import Model
 
 Metric = Literal["accuracy", "macro_f1", "rmse", "mae"]
@@ -63,6 +65,13 @@ class PredictionRequests(Model):
 class Requests(Model):
     validation: ValidationRequests | None = None
     prediction: PredictionRequests | None = None
+    endpoint: EndpointSettings | None = None
+
+    @model_validator(mode="after")
+    def _endpoint_needs_the_label(self) -> "Requests":
+        if self.endpoint is not None and self.prediction is None:
+            raise ValueError("endpoint: needs requests.prediction (its label column is what is never sent)")
+        return self
 
 
 class Leaderboard(Model):

@@ -13,7 +13,7 @@ from typing import Annotated, Any
 import typer
 from typer.core import TyperGroup
 
-from ppipe.cli import access, challenges, integrity, participants, runs, scenario, server
+from ppipe.cli import access, challenges, endpoints, integrity, participants, runs, scenario, server
 from ppipe.cli.common import err_console
 from ppipe.settings import ENVIRONMENT
 
@@ -43,7 +43,7 @@ app = typer.Typer(
     epilog="Environment: " + "; ".join(f"{name}: {meaning}" for name, meaning in ENVIRONMENT.items()),
     pretty_exceptions_enable=False,
 )
-for group in (challenges.app, access.app, runs.app, integrity.app, scenario.app, participants.app):
+for group in (challenges.app, access.app, runs.app, integrity.app, scenario.app, participants.app, endpoints.app):
     app.add_typer(group)
 app.add_typer(server.app, name="server")
 app.add_typer(participants.participant_app, name="participant")

@@ -25,17 +25,32 @@ def add(
         "--s3", help="IAM ARN or account id (bucket policy), or an IAM user name (its own policy and key).")] = None,
     gcs: Annotated[Optional[str], typer.Option("--gcs", help="GCS member (user:/group:/serviceAccount:).")] = None,
     drive: Annotated[Optional[str], typer.Option("--drive", help="E-mail to share the Drive folder with.")] = None,
+    endpoint: Annotated[Optional[str], typer.Option(
+        "--endpoint", help="URL of the participant's model service (probed at once).")] = None,
+    protocol: Annotated[str, typer.Option("--protocol", help="Endpoint protocol: ppipe or v2.")] = "ppipe",
     json_output: JsonFlag = False,
 ) -> None:
     """Register a participant, grant their identities read access, print their API token once."""
+    if endpoint is not None:
+        api.endpoint_check(challenge, endpoint, protocol)  # a refused URL stops here, before anything is written
     added = api.participant_add(challenge, name, email=email, s3=s3, gcs=gcs, drive=drive)
+    registered = api.endpoint_register(challenge, name, endpoint, protocol) if endpoint is not None else None
     if json_output:
-        print_json({"participant": added.participant, "token": added.token})
+        document = {"participant": added.participant, "token": added.token}
+        if registered is not None:
+            document["endpoint"] = registered.to_json()
+        print_json(document)
         return
     for line in added.grants:
         say(line, wrap=True)
     say(f"added {name} to {challenge}; API token (shown once, keep it secret):")
     say(added.token)
+    if registered is not None:
+        probe = registered.probe
+        say(f"endpoint {registered.endpoint.url}: {probe.outcome}" + (f" ({probe.error})" if probe.error else ""),
+            wrap=True)
+        say("signing secret (shown once, give it to the participant):")
+        say(registered.secret)
 
 
 @command(participant_app, "list")

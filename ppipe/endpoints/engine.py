@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Callable, Sequence
 
 from ppipe.endpoints import protocols, signing, stats, store
-from ppipe.endpoints.config import EndpointSettings
+from ppipe.challenge.endpoints import EndpointSettings
 from ppipe.endpoints.guard import Policy, RefusedURL, Resolver, check_url, resolve
 from ppipe.endpoints.probe import CallResult, CallSettings, Endpoint, call, ready, run_round
 from ppipe.endpoints.records import EndpointRecord
@@ -56,10 +56,10 @@ def validate(url: str, protocol: str, spec: EndpointSettings, *, resolver: Resol
 
 def register(ledger: Ledger, challenge: str, participant: str, url: str, protocol: str, spec: EndpointSettings, *,
              rows: Sequence[dict] = (), label: str | None = None, ssl_context: ssl.SSLContext | None = None,
-             resolver: Resolver | None = None) -> Registration:
+             resolver: Resolver | None = None, participant_id: int | None = None) -> Registration:
     """Check the URL (nothing is written if it is refused), record it, probe it once; a new secret each time."""
     validate(url, protocol, spec, resolver=resolver)
-    record = store.upsert(ledger, challenge, participant, url.strip(), protocol)
+    record = store.upsert(ledger, challenge, participant, url.strip(), protocol, participant_id=participant_id)
     secret = signing.endpoint_secret(str(record.id), record.secret_version)
     settings = call_settings(spec, label=label, ssl_context=ssl_context, resolver=resolver)
     result = asyncio.run(_first_probe(_endpoint(record, secret), rows, settings))

@@ -31,7 +31,8 @@ class EndpointRecord(SQLModel, table=True):
 
     id: uuid.UUID = Field(default_factory=uuid.uuid4, primary_key=True)
     challenge_id: uuid.UUID = Field(foreign_key="challenges.id", ondelete="CASCADE")
-    participant: str = Field(max_length=64)
+    participant_id: int | None = Field(default=None, foreign_key="participants.id", ondelete="CASCADE", index=True)
+    participant: str = Field(max_length=64)  # the name, as shown on the leaderboard
     url: str = Field(max_length=2048)
     protocol: str = Field(default="ppipe", max_length=8)
     secret_version: int = 1
@@ -65,6 +66,6 @@ class EndpointCall(SQLModel, table=True):
     rows_sent: int = 0
     rows_answered: int = 0
     # A round's answers, kept until the labels arrive to score them: [[row_id, prediction], ...]
-    predictions: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    predictions: list | None = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     score: float | None = None
 

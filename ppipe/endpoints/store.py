@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Iterable, Sequence
 
-from sqlalchemy import update
+from sqlalchemy import func, update
 from sqlmodel import select
 
 from ppipe.endpoints.probe import CallResult
@@ -19,14 +19,16 @@ def _challenge_id(ledger: Ledger, challenge: str) -> uuid.UUID:
     return ledger.get(challenge).id
 
 
-def upsert(ledger: Ledger, challenge: str, participant: str, url: str, protocol: str) -> EndpointRecord:
+def upsert(ledger: Ledger, challenge: str, participant: str, url: str, protocol: str, *,
+           participant_id: int | None = None) -> EndpointRecord:
     """Register (or re-register) a participant's endpoint; each registration issues a new secret version."""
     challenge_id = _challenge_id(ledger, challenge)
     with ledger.session() as session:
         record = session.exec(select(EndpointRecord).where(
             EndpointRecord.challenge_id == challenge_id, EndpointRecord.participant == participant)).first()
         if record is None:
-            record = EndpointRecord(challenge_id=challenge_id, participant=participant, url=url, protocol=protocol)
+            record = EndpointRecord(challenge_id=challenge_id, participant=participant, url=url, protocol=protocol,
+                                    participant_id=participant_id)
         else:
             record.url, record.protocol, record.state = url, protocol, "active"
             record.secret_version += 1
@@ -117,3 +119,22 @@ def set_scores(ledger: Ledger, scores: dict[int, float | None]) -> None:
         for call_id, score in scores.items():
             session.exec(update(EndpointCall).where(EndpointCall.id == call_id).values(score=score))
         session.commit()
+
+
+def unscored_rounds(ledger: Ledger, challenge: str) -> list[str]:
+    """Rounds with answers kept for scoring that have not been scored yet."""
+    challenge_id = _challenge_id(ledger, challenge)
+    query = (select(EndpointCall.round).join(EndpointRecord, EndpointRecord.id == EndpointCall.endpoint_id)
+             .where(EndpointRecord.challenge_id == challenge_id, EndpointCall.kind == "round",
+                    EndpointCall.predictions.is_not(None), EndpointCall.score.is_(None)).distinct())
+    with ledger.session() as session:
+        return sorted(name for name in session.exec(query) if name)
+
+
+def last_call(ledger: Ledger, challenge: str, kind: str) -> datetime | None:
+    """When the latest call of ``kind`` to any of the challenge's endpoints started."""
+    challenge_id = _challenge_id(ledger, challenge)
+    query = (select(func.max(EndpointCall.started_at)).join(EndpointRecord, EndpointRecord.id == EndpointCall.endpoint_id)
+             .where(EndpointRecord.challenge_id == challenge_id, EndpointCall.kind == kind))
+    with ledger.session() as session:
+        return session.exec(query).one()

@@ -241,6 +241,24 @@ def judge_round(ledger: Ledger, challenge: str) -> str:
     return judge(ledger, challenge).line()
 
 
+@task(name="endpoint round", task_run_name="endpoint round predict_{index}", cache_policy=NO_CACHE)
+def endpoint_round(ledger: Ledger, challenge: str, index: int) -> list[str]:
+    """Send prediction batch ``predict_{index}`` to every registered live endpoint."""
+    from ppipe.endpoints import side
+
+    return side.prediction_round(ledger, challenge, index)
+
+
+@task(name="endpoints", task_run_name="endpoints {challenge}", cache_policy=NO_CACHE)
+def endpoint_checks(ledger: Ledger, challenge: str) -> str:
+    """Score endpoint rounds whose labels are out; a health check of every endpoint when one is due."""
+    from ppipe.endpoints import side
+
+    scored = side.score_due(ledger, challenge)
+    checked = side.health_if_due(ledger, challenge)
+    return f"{challenge}: {len(scored)} endpoint round(s) scored, {len(checked)} endpoint(s) health-checked"
+
+
 def participant_side(ledger: Ledger, spec: Challenge, report: delivery.Report) -> None:
     """After delivering: open requests per newly delivered release, judge, publish the leaderboard.
     What fails is added to the run's problems (the run then ends Failed, naming it)."""
@@ -256,7 +274,15 @@ def participant_side(ledger: Ledger, spec: Challenge, report: delivery.Report) -
             report.problems.extend(opened["problems"])
             logger.info("%s: %d validation and %d prediction request(s) opened", opened["release"],
                         opened["validation"], opened["prediction"])
+            if spec.requests.endpoint is not None and opened["predict_file"]:
+                for line in endpoint_round(ledger, spec.name, index + 1):
+                    logger.info("%s", line)
         logger.info("%s", judge_round(ledger, spec.name))
+        if spec.requests.endpoint is not None:
+            from ppipe.endpoints.http import install
+
+            install()  # the leaderboard's endpoint columns
+            logger.info("%s", endpoint_checks(ledger, spec.name))
         board = leaderboard.build(ledger, spec.name)
         create_table_artifact(key=f"ppipe-{spec.name}-leaderboard", table=board.rows or [{"participant": "(none yet)"}],
                               description=f"Leaderboard of {spec.name}: " + ", ".join(c.title for c in board.columns))

@@ -6,7 +6,7 @@ import pytest
 from sqlalchemy import text
 
 from ppipe.endpoints import engine, signing, store
-from ppipe.endpoints.config import EndpointSettings
+from ppipe.challenge.endpoints import EndpointSettings
 from ppipe.endpoints.guard import RefusedURL
 from tests.endpoints.conftest import sample_rows
 from tests.support.helpers import make_challenge

@@ -5,18 +5,17 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, field_serializer, field_validator
+from pydantic import Field, field_serializer, field_validator
 
 from ppipe.challenge.durations import format_duration, positive_duration
+from ppipe.validation import Model
 
 MAX_TIMEOUT = timedelta(seconds=60)
 MIN_HEALTH_EVERY = timedelta(seconds=10)
 
 
-class EndpointSettings(BaseModel):
-    """Live endpoints: health checks every ``health_every``, each call ended after ``timeout``."""
-
-    model_config = ConfigDict(extra="forbid", frozen=True)
+class EndpointSettings(Model):
+    """Live endpoints (:mod:`ppipe.endpoints`): health checks every ``health_every``, each call ended after ``timeout``."""
 
     health_every: timedelta = Field(default=timedelta(minutes=5), description="Time between health checks.")
     timeout: timedelta = Field(default=timedelta(seconds=2), description="Time limit of one call, everything included.")
