@@ -21,7 +21,7 @@ from ppipe.challenge.endpoints import EndpointSettings
 from ppipe.challenge.spec import Challenge
 from ppipe.endpoints import engine, store
 from ppipe.endpoints.guard import Resolver
-from ppipe.errors import ConflictError
+from ppipe.errors import ConflictError, PpipeError
 from ppipe.ledger import Ledger, utcnow
 from ppipe.participants import batches, roster
 from ppipe.participants.delivered import delivered, labels, read_release
@@ -80,8 +80,13 @@ def score_due(ledger: Ledger, challenge: str) -> dict[str, dict[str, float | Non
     scored = {}
     for name in store.unscored_rounds(ledger, challenge):
         index = int(name.removeprefix(ROUND_PREFIX))
-        if index in done:
-            scored[name] = engine.score_round(ledger, challenge, name, _truth(spec, index), _metric(spec))
+        if index not in done:
+            continue
+        try:
+            truth = _truth(spec, index)
+        except PpipeError:  # the labels are not in the delivered file (yet): the next run tries again
+            continue
+        scored[name] = engine.score_round(ledger, challenge, name, truth, _metric(spec))
     return scored
 
 
