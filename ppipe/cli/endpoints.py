@@ -7,8 +7,9 @@ from typing import Annotated
 import typer
 from rich.table import Table
 
-from ppipe import api
-from ppipe.cli.common import JsonFlag, Name, command, console, group, print_json
+from ppipe.cli.common import JsonFlag, Name, command, console, group, lazy_module, print_json
+
+api = lazy_module("ppipe.api")
 
 app = group()
 

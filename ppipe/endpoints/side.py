@@ -3,8 +3,8 @@
 - registering: a participant's endpoint, probed at once with rows of the newest delivered
   release (label removed);
 - a prediction round: when ``predict_k`` goes out, its rows go to every endpoint too;
-- scoring: once release k (with its labels) is delivered, each endpoint's answer to
-  ``predict_k`` is scored with the challenge's metric, like a submitted prediction;
+- scoring: once release k's labels are delivered (with it, or later with late labels), each
+  endpoint's answer to ``predict_k`` is scored with the challenge's metric, like a submitted prediction;
 - health checks: rows of the newest release, every ``health_every`` (checked each dispatch run).
 """
 
@@ -24,7 +24,7 @@ from ppipe.endpoints.guard import Resolver
 from ppipe.errors import ConflictError, PpipeError
 from ppipe.ledger import Ledger, utcnow
 from ppipe.participants import batches, roster
-from ppipe.participants.delivered import delivered, labels, read_release
+from ppipe.participants.delivered import delivered, labels, labels_arrive_with, read_release
 from ppipe.participants.judging import PREDICTION, ROW_ID, score
 
 ROUND_PREFIX = "predict_"
@@ -80,7 +80,8 @@ def score_due(ledger: Ledger, challenge: str) -> dict[str, dict[str, float | Non
     scored = {}
     for name in store.unscored_rounds(ledger, challenge):
         index = int(name.removeprefix(ROUND_PREFIX))
-        if index not in done:
+        arrives = labels_arrive_with(spec, index)  # the release itself, or a later one with late labels
+        if arrives is None or arrives not in done:
             continue
         try:
             truth = _truth(spec, index)
