@@ -102,11 +102,11 @@ def test_rerun_of_an_active_challenge_with_nothing_due_does_nothing(tmp_path):
 
 
 def test_a_failing_release_fails_the_run_but_not_the_others(tmp_path):
-    (tmp_path / "blocker").write_text("a file where a folder should be")
     missing = tmp_path / "blocker" / "out"
     register(tmp_path, assign="round_robin", destinations=[
         {"kind": "local", "path": str(tmp_path / "out")}, {"kind": "local", "path": str(missing)},
     ])
+    (tmp_path / "blocker").write_text("a file where a folder should be")  # after create, which checks it
     state = dispatch("demo", now=at(30))
     assert state.is_failed()
     assert "release_1 ->" in state.message and "Not a directory" in state.message
