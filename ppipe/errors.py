@@ -3,35 +3,44 @@
 Every error ppipe raises on purpose derives from :class:`PpipeError`. Its message is one
 line that names the thing at fault (a field, a file, a source, a destination) and the rule
 it broke; the CLI prints it and exits with code 2, without a traceback.
+
+Transient or terminal: a failure another attempt may not meet (a timeout, a 5xx, throttling,
+a refused connection) is *transient* (:class:`TransientError`, or ``transient=True`` on a
+DestinationError); anything else ppipe raises is *terminal*: deterministic, so retrying only
+delays the message that names the fix. :func:`is_transient` is the one rule the Prefect tasks
+retry by; each destination kind decides it for its provider's errors in its ``errors.py``.
 """
 
 from __future__ import annotations
 
 
-#: What a failure worth retrying says: the store or the network did not answer in time.
+#: Words of a message that mean the store or the network did not answer: the rule for a
+#: PpipeError nobody classified explicitly (an error table says transient=True/False itself).
 TRANSIENT_MARKERS = ("cannot reach", "cannot connect", "timed out", "does not answer", "slowdown",
                      "service unavailable", "internal error", "throttl")
 
 
 class PpipeError(Exception):
-    """A user-facing error: one line, CLI exit code 2."""
+    """A user-facing error: one line, CLI exit code 2. Terminal unless :attr:`transient`."""
 
     exit_code = 2
+    #: True/False when the raiser knows (an adapter's error table); None: judged by the message.
+    explicitly_transient: bool | None = None
 
     @property
     def transient(self) -> bool:
         """Whether trying again may help: only when the network or a store did not answer. A changed
         or missing source, a missing bucket, refused credentials or bad input fail the same way again."""
+        if self.explicitly_transient is not None:
+            return self.explicitly_transient
         text = str(self).lower()
         return any(marker in text for marker in TRANSIENT_MARKERS)
 
 
-def worth_retrying(exc: BaseException | None) -> bool:
-    """Whether a failed step should be retried: ppipe's own errors only when transient, anything
-    else (an unforeseen library error) yes."""
-    if isinstance(exc, PpipeError):
-        return exc.transient
-    return exc is None or isinstance(exc, Exception)
+class TransientError(PpipeError):
+    """A failure another attempt may not meet: a timeout, a 5xx, throttling, a refused connection."""
+
+    explicitly_transient = True
 
 
 class SpecError(PpipeError):
@@ -52,10 +61,11 @@ class SourceError(PpipeError):
 
 
 class DestinationError(PpipeError):
-    """A destination refused an operation, or its configuration is wrong."""
+    """A destination refused an operation, or its configuration is wrong (terminal), or could not
+    be reached or was overloaded (``transient=True``)."""
 
-    def __init__(self, destination: str, cause: str):
-        self.destination, self.cause = destination, cause
+    def __init__(self, destination: str, cause: str, *, transient: bool | None = None):
+        self.destination, self.cause, self.explicitly_transient = destination, cause, transient
         super().__init__(f"destination {destination}: {cause}")
 
 
@@ -74,3 +84,11 @@ class NotFoundError(PpipeError):
 
 class ConflictError(PpipeError):
     """The ledger already holds something of that name, or a state change is not allowed."""
+
+
+def is_transient(exc: BaseException | None) -> bool:
+    """Whether retrying ``exc`` can help: ppipe's own errors say so (terminal unless transient);
+    anything else (a task timeout, an error no adapter mapped) is retried."""
+    if isinstance(exc, PpipeError):
+        return exc.transient
+    return exc is None or isinstance(exc, Exception)

@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ppipe.destinations.base import Destination, GrantResult, ObjectInfo
-    from ppipe.destinations.registry import client_class, open_destination, register
+    from ppipe.destinations.registry import client_class, open_destination, register, unregister
 
-__all__ = ["Destination", "GrantResult", "ObjectInfo", "client_class", "open_destination", "register"]
+__all__ = ["Destination", "GrantResult", "ObjectInfo", "client_class", "open_destination", "register", "unregister"]
 _HOME = {"Destination": "base", "GrantResult": "base", "ObjectInfo": "base",
-         "client_class": "registry", "open_destination": "registry", "register": "registry"}
+         "client_class": "registry", "open_destination": "registry", "register": "registry",
+         "unregister": "registry"}
 
 
 def __getattr__(name: str):

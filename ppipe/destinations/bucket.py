@@ -2,8 +2,7 @@
 
 The spec side (:class:`BucketDestination`: bucket derived when omitted, prefix checked) and
 the adapter side (:class:`BucketPrefix`, through fsspec). Adapter subclasses provide the
-filesystem (``fs``) and ``_cause``, which turns a provider error into the one-line reason
-shown in a DestinationError.
+filesystem (``fs``) and ``_translate``, their error table's verdict on a provider error.
 """
 
 from __future__ import annotations
@@ -82,19 +81,22 @@ class BucketPrefix(Destination):
         self.bucket = spec.bucket_for(challenge)
         self.prefix = spec.prefix_for(challenge)
 
-    def _cause(self, what: str, exc: BaseException) -> str:
-        """One line saying why ``what`` failed, without secrets."""
+    def _translate(self, what: str, exc: BaseException) -> tuple[str, bool]:
+        """(one line saying why ``what`` failed, without secrets; whether a retry may help):
+        the kind's error table (``<kind>/errors.py``)."""
         raise NotImplementedError
 
     @contextmanager
     def _errors(self, what: str) -> Iterator[None]:
-        """Map provider errors raised inside to one-line DestinationErrors (no secrets)."""
+        """The one choke point: provider errors raised inside become one-line DestinationErrors
+        (no secrets), transient or terminal as the kind's error table says."""
         try:
             yield
         except DestinationError:
             raise
         except Exception as exc:
-            raise DestinationError(self.uri, self._cause(what, exc)) from None
+            cause, transient = self._translate(what, exc)
+            raise DestinationError(self.uri, cause, transient=transient) from None
 
     @property
     def access_scope(self) -> str:

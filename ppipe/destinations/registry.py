@@ -56,6 +56,13 @@ def register(spec: type[DestinationSpec], client: type | str, package: str | Non
     return kind
 
 
+def unregister(kind: str) -> None:
+    """Remove a kind registered at runtime (a test's toy kind); models are rebuilt without it."""
+    if _KINDS.pop(kind, None) is not None:
+        for listener in list(_listeners):
+            listener()
+
+
 def on_change(listener: Callable[[], None]) -> None:
     """Call ``listener`` after each :func:`register` (the challenge model rebuilds its union)."""
     _listeners.append(listener)

@@ -24,7 +24,7 @@ from prefect.tasks import exponential_backoff
 from ppipe import delivery
 from ppipe.delivery import challenges
 from ppipe.destinations import Destination
-from ppipe.errors import PpipeError, worth_retrying
+from ppipe.errors import PpipeError, is_transient
 from ppipe.ledger import Ledger, ReleaseRecord
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
@@ -99,14 +99,28 @@ def publish_manifest(destination: Destination, manifest: Path) -> str:
     return delivery.publish_manifest(destination, manifest)
 
 
+def retry_transient(task, task_run, state) -> bool:
+    """Prefect's retry_condition_fn: retry only a failure another attempt may fix (a timeout, a
+    5xx, throttling, a refused connection: ppipe.errors.is_transient). A terminal one (refused
+    credentials, a name taken, a missing bucket) fails its task on the first attempt."""
+    exc = state.data if isinstance(state.data, BaseException) else None
+    if exc is None:
+        try:
+            state.result(raise_on_failure=True)
+        except BaseException as raised:  # noqa: BLE001 - the failure being judged
+            exc = raised
+    return exc is not None and is_transient(exc)
+
+
 def task_steps(challenge: Challenge) -> delivery.Steps:
-    """The delivery steps as tasks with the challenge's retry policy (only I/O tasks retry)."""
+    """The delivery steps as tasks with the challenge's retry policy (only I/O tasks retry, and
+    only transient failures)."""
     policy = challenge.delivery
     timeout = policy.timeout.total_seconds()
     retrying = {
         "retries": policy.retries,
-        "retry_condition_fn": _worth_retrying,
         "retry_delay_seconds": exponential_backoff(policy.retry_delay.total_seconds())(policy.retries),
+        "retry_condition_fn": retry_transient,
         "timeout_seconds": timeout,
     }
     return delivery.Steps(
@@ -118,12 +132,6 @@ def task_steps(challenge: Challenge) -> delivery.Steps:
         manifest=publish_manifest.with_options(**retrying),
         fan_out=submit_each,
     )
-
-
-def _worth_retrying(task, task_run, state) -> bool:
-    """Prefect's retry condition: a deterministic failure (the source changed, the bucket is missing,
-    the credentials are refused) fails at once instead of after every retry and its delays."""
-    return worth_retrying(state.data if isinstance(state.data, BaseException) else None)
 
 
 # --- the flow ------------------------------------------------------------------------------

@@ -258,6 +258,7 @@ class DriveState:
         self.accounts: dict[str, ServiceAccount] = {}
         self.tokens: dict[str, tuple[str, float]] = {}  # token -> (e-mail, expiry)
         self.sessions: dict[str, UploadSession] = {}
+        self.faults: list[ApiError] = []  # answered, in order, to the next API requests (not /token)
         self._counter = 0
         self.files[ROOT_ID] = self._resource(ROOT_ID, {"title": "My Drive", "mimeType": FOLDER_MIME}, [], "")
 
@@ -453,6 +454,8 @@ class _Handler(BaseHTTPRequestHandler):
         try:
             with api.state.lock:
                 api.state.requests.append((self.command, parts.path, dict(self.query)))
+                if api.state.faults and parts.path != "/token":
+                    raise api.state.faults.pop(0)
                 for methods, pattern, name in _ROUTES:
                     match = pattern.match(parts.path)
                     if match and self.command in methods.split("|"):
@@ -513,6 +516,15 @@ class DriveServer:
     def stop(self) -> None:
         self._http.shutdown()
         self._http.server_close()
+
+    def fail_next(self, count: int, code: int = 503, reason: str = "backendError") -> None:
+        """Answer the next ``count`` API requests with an error, as Drive does when overloaded."""
+        with self.state.lock:
+            self.state.faults.extend(ApiError(code, reason, f"injected {code} {reason}") for _ in range(count))
+
+    def clear_faults(self) -> None:
+        with self.state.lock:
+            self.state.faults.clear()
 
     @property
     def files(self) -> dict[str, dict]:

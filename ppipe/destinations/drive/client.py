@@ -22,8 +22,6 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-import httplib2
-from googleapiclient.errors import HttpError
 from oauth2client.client import AccessTokenRefreshError
 from pydrive2.auth import AuthError, GoogleAuth
 from pydrive2.drive import GoogleDrive
@@ -31,6 +29,7 @@ from pydrive2.files import ApiRequestError, GoogleDriveFile
 
 from ppipe import naming, settings
 from ppipe.destinations.base import Destination, GrantResult, ObjectInfo
+from ppipe.destinations.drive import errors
 from ppipe.errors import ConfigError, DestinationError, GrantRefused
 
 FOLDER_MIME = "application/vnd.google-apps.folder"
@@ -91,28 +90,6 @@ def parse_member(identity: str) -> tuple[str, str]:
     return kind, naming.check_email(address)
 
 
-def _clip(text: object, limit: int = 200) -> str:
-    """One line of at most ``limit`` characters (provider messages can be long or multi-line)."""
-    line = " ".join(str(text).split())
-    return line if len(line) <= limit else line[: limit - 3] + "..."
-
-
-def _api_code(exc: Exception) -> int | None:
-    """The HTTP status of a pydrive2 ApiRequestError or googleapiclient HttpError, else None."""
-    if isinstance(exc, ApiRequestError):
-        return exc.error.get("code")
-    if isinstance(exc, HttpError):
-        return exc.resp.status
-    return None
-
-
-def _api_cause(exc: Exception) -> str:
-    """``Drive answered <code>: <message>`` from an ApiRequestError or HttpError."""
-    if isinstance(exc, ApiRequestError):
-        return f"Drive answered {exc.error.get('code', '?')}: {_clip(exc.error.get('message', exc))}"
-    return f"Drive answered {exc.resp.status}: {_clip(exc._get_reason())}"
-
-
 def _role_name(permission: dict) -> str:
     """The ppipe role a Drive v2 permission amounts to (``commenter`` is reader + additional role)."""
     if permission.get("role") == "reader" and "commenter" in (permission.get("additionalRoles") or []):
@@ -147,19 +124,15 @@ class DriveFolder(Destination):
 
     @contextmanager
     def _provider(self, action: str, where: str | None = None) -> Iterator[None]:
-        """Turn any pydrive2 / Google failure inside the block into one DestinationError line."""
-        where = where or self.uri
+        """The one choke point: any pydrive2 / Google failure inside becomes one DestinationError line,
+        transient or terminal as the error table (``errors.py``) says."""
         try:
             yield
-        except (ApiRequestError, HttpError) as exc:
-            raise DestinationError(where, f"{action}: {_api_cause(exc)}") from exc
-        except (AccessTokenRefreshError, AuthError) as exc:
-            # The message is Google's OAuth error (e.g. "invalid_grant: Invalid JWT Signature.").
-            cause = f"Google refused the service-account credentials ({_clip(exc)})"
-            raise DestinationError(where, f"{action}: {cause}") from None
-        except (httplib2.HttpLib2Error, OSError) as exc:
-            cause = f"cannot reach Google Drive ({type(exc).__name__}: {_clip(exc)})"
-            raise DestinationError(where, f"{action}: {cause}") from exc
+        except errors.PROVIDER_ERRORS as exc:
+            cause, transient = errors.translate(exc, action)
+            # Google's OAuth errors are complete as they are; keep the cause of the others.
+            raise DestinationError(where or self.uri, cause, transient=transient) from (
+                None if isinstance(exc, (AccessTokenRefreshError, AuthError)) else exc)
 
     def _client(self) -> GoogleDrive:
         """The pydrive2 client, authenticated with the service-account key on first use."""
@@ -204,7 +177,7 @@ class DriveFolder(Destination):
             try:
                 parent.FetchMetadata(fields="id,mimeType,labels")
             except ApiRequestError as exc:
-                if _api_code(exc) != 404:
+                if errors.api_code(exc) != 404:
                     raise
                 raise DestinationError(
                     self.uri, f"parent folder {parent_id} does not exist or is not shared with the service account"
@@ -367,7 +340,7 @@ class DriveFolder(Destination):
                 try:
                     drive_file.Delete()
                 except ApiRequestError as exc:
-                    if _api_code(exc) != 404:  # already gone: that is what we wanted
+                    if errors.api_code(exc) != 404:  # already gone: that is what we wanted
                         raise
 
     # -- access ---------------------------------------------------------------------------
@@ -440,5 +413,5 @@ class DriveFolder(Destination):
                 try:
                     folder.DeletePermission(permission["id"])
                 except ApiRequestError as exc:
-                    if _api_code(exc) != 404:
+                    if errors.api_code(exc) != 404:
                         raise

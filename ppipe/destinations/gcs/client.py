@@ -21,7 +21,7 @@ from functools import cached_property
 from pathlib import Path
 
 from ppipe import settings
-from ppipe.destinations.gcs import credentials
+from ppipe.destinations.gcs import credentials, errors
 from ppipe.destinations.gcs.spec import check_member
 from ppipe.destinations.base import GrantResult
 from ppipe.durable import file_sha256
@@ -77,26 +77,9 @@ class GcsBucket(BucketPrefix):
 
     # -- errors ---------------------------------------------------------------------------
 
-    def _cause(self, what: str, exc: BaseException) -> str:
-        from google.api_core import exceptions as api
-        from google.auth import exceptions as auth
-
-        if isinstance(exc, auth.GoogleAuthError):
-            return f"cannot {what}: credentials refused ({type(exc).__name__}; from {self.access.source})"
-        if isinstance(exc, api.Unauthorized):
-            return f"cannot {what}: credentials refused (401; from {self.access.source})"
-        if isinstance(exc, api.Forbidden):
-            return f"cannot {what}: access denied (403): {_first_line(exc.message)}"
-        if isinstance(exc, api.GoogleAPICallError):
-            return f"cannot {what}: {exc.code}: {_first_line(exc.message)}"
-        if isinstance(exc, api.RetryError) or _is_connection_error(exc):
-            return f"cannot {what}: cannot reach {self.spec.endpoint_url or 'Google Cloud Storage'} ({type(exc).__name__})"
-        if isinstance(exc, FileNotFoundError):  # gcsfs: 404 on a write, i.e. no such bucket
-            return f"cannot {what}: bucket {self.bucket} does not exist"
-        code = getattr(exc, "code", None)  # gcsfs HttpError
-        if code in (401, 403):
-            return f"cannot {what}: {'credentials refused' if code == 401 else 'access denied'} ({code})"
-        return f"cannot {what}: {type(exc).__name__}: {_first_line(str(exc))}"
+    def _translate(self, what: str, exc: BaseException) -> tuple[str, bool]:
+        return errors.translate(exc, what, bucket=self.bucket, source=self.access.source,
+                                endpoint=self.spec.endpoint_url or "Google Cloud Storage")
 
     # -- objects --------------------------------------------------------------------------
 
@@ -224,18 +207,3 @@ class GcsBucket(BucketPrefix):
         if changed:
             policy.bindings = [b for b in policy.bindings if b["members"]]
             self._set_policy(policy)
-
-
-def _first_line(text: str | None) -> str:
-    return (text or "").strip().splitlines()[0][:200] if (text or "").strip() else ""
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """True for connection failures (refused, DNS, timeout) from requests, aiohttp or the OS."""
-    names = {"ConnectionError", "ClientConnectorError", "ConnectTimeout", "ServerTimeoutError", "FSTimeoutError"}
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, (ConnectionError, TimeoutError)) or type(seen).__name__ in names:
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False

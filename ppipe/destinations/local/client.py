@@ -19,6 +19,7 @@ import fsspec
 
 from ppipe import durable
 from ppipe.destinations.base import Destination, GrantResult, ObjectInfo
+from ppipe.destinations.local import errors
 from ppipe.durable import file_sha256
 from ppipe.errors import DestinationError
 
@@ -42,14 +43,14 @@ class LocalFolder(Destination):
 
     @contextmanager
     def _errors(self, what: str):
+        """The one choke point: OSErrors inside become one-line DestinationErrors (``errors.py``)."""
         try:
             yield
         except DestinationError:
             raise
         except OSError as exc:
-            reason = exc.strerror or type(exc).__name__
-            where = f" ({exc.filename})" if exc.filename else ""
-            raise DestinationError(self.uri, f"cannot {what}: {reason}{where}") from None
+            cause, transient = errors.translate(exc, what)
+            raise DestinationError(self.uri, cause, transient=transient) from None
 
     def check(self) -> None:
         """Refuse, before anything is written, a folder that cannot be made or written: a path

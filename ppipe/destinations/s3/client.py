@@ -30,7 +30,7 @@ from functools import cached_property
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-from ppipe.destinations.s3 import credentials
+from ppipe.destinations.s3 import credentials, errors
 from ppipe.destinations.s3.spec import check_principal
 from ppipe import settings
 from ppipe.destinations.base import GrantResult
@@ -43,30 +43,6 @@ PUT_THREADS = 10  # as aws s3 cp; boto3's connection pool holds 10
 BUCKET_POLICY_LIMIT = 20 * 1024  # bytes: S3 refuses larger bucket policies
 SHA256_KEY = "sha256"  # user metadata key: x-amz-meta-sha256
 CREATED_BY = "created-by"  # IAM user tag marking the users ppipe made (and may give keys)
-CREDENTIAL_CODES = {
-    "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidClientTokenId", "ExpiredToken",
-    "InvalidToken", "TokenRefreshRequired", "UnrecognizedClientException", "AuthFailure",
-}
-
-
-def _client_error(exc: BaseException):
-    """The botocore ClientError behind ``exc`` (s3fs wraps them in OSError), or None."""
-    from botocore.exceptions import ClientError
-
-    seen = exc
-    while seen is not None:
-        if isinstance(seen, ClientError):
-            return seen
-        seen = seen.__cause__ or seen.__context__
-    return None
-
-
-def _code(exc) -> str:
-    return str(exc.response.get("Error", {}).get("Code") or exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode"))
-
-
-def _status(exc) -> int:
-    return int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode") or 0)
 
 
 class S3Bucket(BucketPrefix):
@@ -111,30 +87,9 @@ class S3Bucket(BucketPrefix):
 
     # -- errors ---------------------------------------------------------------------------
 
-    def _cause(self, what: str, exc: BaseException) -> str:
-        from botocore.exceptions import BotoCoreError, ConnectionError, NoCredentialsError
-
-        client_error = _client_error(exc)
-        if client_error is not None:
-            code = _code(client_error)
-            if code in CREDENTIAL_CODES:
-                return f"cannot {what}: credentials refused ({code}; from {self.access.source})"
-            if code == "NoSuchBucket":
-                return f"cannot {what}: bucket {self.bucket} does not exist"
-            if code in ("AccessDenied", "403", "Forbidden", "AllAccessDisabled"):
-                return f"cannot {what}: access denied ({code})"
-            message = str(client_error.response.get("Error", {}).get("Message") or "")
-            detail = self.access.redact(message.splitlines()[0][:200]) if message else ""
-            return f"cannot {what}: {code}{': ' + detail if detail else ''}"
-        endpoint = self.spec.endpoint_url or "AWS"
-        if isinstance(exc, ConnectionError) or _is_connection_error(exc):
-            return f"cannot {what}: cannot reach {endpoint} ({type(exc).__name__})"
-        if isinstance(exc, NoCredentialsError):
-            return f"cannot {what}: no credentials"
-        if isinstance(exc, BotoCoreError):
-            return f"cannot {what}: {type(exc).__name__}"
-        text = self.access.redact(str(exc).splitlines()[0][:200]) if str(exc) else ""
-        return f"cannot {what}: {type(exc).__name__}{': ' + text if text else ''}"
+    def _translate(self, what: str, exc: BaseException) -> tuple[str, bool]:
+        return errors.translate(exc, what, bucket=self.bucket, endpoint=self.spec.endpoint_url or "AWS",
+                                source=self.access.source, redact=self.access.redact)
 
     # -- objects --------------------------------------------------------------------------
 
@@ -156,7 +111,7 @@ class S3Bucket(BucketPrefix):
                 pages = self.client.get_paginator("list_buckets").paginate()
                 ours = {bucket["Name"] for page in pages for bucket in page.get("Buckets", [])}
             except ClientError as exc:
-                if _code(exc) in ("AccessDenied", "403"):
+                if errors.code_of(exc) in ("AccessDenied", "403"):
                     return  # may not list buckets: ExpectedBucketOwner (on AWS) still guards every call
                 raise
         if self.bucket not in ours:
@@ -171,9 +126,9 @@ class S3Bucket(BucketPrefix):
                 self.client.head_bucket(Bucket=self.bucket, **self._owner())
                 return True
             except ClientError as exc:
-                if _status(exc) == 403:
+                if errors.status_of(exc) == 403:
                     self._explain_forbidden()
-                if _status(exc) != 404:
+                if errors.status_of(exc) != 404:
                     raise
         return False
 
@@ -187,11 +142,11 @@ class S3Bucket(BucketPrefix):
             try:
                 self.client.create_bucket(**kwargs)
             except ClientError as exc:
-                if _code(exc) == "BucketAlreadyExists":
+                if errors.code_of(exc) == "BucketAlreadyExists":
                     raise DestinationError(
                         self.uri, f"bucket name {self.bucket} is taken by another account: choose another 'bucket'"
                     ) from None
-                if _code(exc) != "BucketAlreadyOwnedByYou":  # created meanwhile by us: fine
+                if errors.code_of(exc) != "BucketAlreadyOwnedByYou":  # created meanwhile by us: fine
                     raise
 
     def _abort_stale_uploads(self) -> None:
@@ -206,7 +161,7 @@ class S3Bucket(BucketPrefix):
                     Bucket=self.bucket, Prefix=self.key_of(""))
                 stale = [u for page in pages for u in page.get("Uploads", []) if u["Initiated"] < cutoff]
             except ClientError as exc:
-                if _code(exc) in ("AccessDenied", "403"):
+                if errors.code_of(exc) in ("AccessDenied", "403"):
                     return  # not allowed to list them: nothing to clean, the upload itself is unaffected
                 raise
             for upload in stale:
@@ -219,7 +174,7 @@ class S3Bucket(BucketPrefix):
         try:
             self.client.get_bucket_location(Bucket=self.bucket)
         except ClientError as exc:
-            if _code(exc) in CREDENTIAL_CODES:
+            if errors.code_of(exc) in errors.CREDENTIAL_CODES:
                 raise
         raise DestinationError(
             self.uri, f"bucket {self.bucket} belongs to another account, or these credentials may not use it (403 Forbidden)"
@@ -258,7 +213,7 @@ class S3Bucket(BucketPrefix):
             try:
                 head = self.client.head_object(Bucket=self.bucket, Key=self.key_of(name), **self._owner())
             except ClientError as exc:
-                if _status(exc) == 404:
+                if errors.status_of(exc) == 404:
                     return False
                 raise
         stored = head.get("Metadata", {}).get(SHA256_KEY)
@@ -339,7 +294,7 @@ class S3Bucket(BucketPrefix):
             try:
                 text = self.client.get_bucket_policy(Bucket=self.bucket, **self._owner())["Policy"]
             except ClientError as exc:
-                if _code(exc) == "NoSuchBucketPolicy":
+                if errors.code_of(exc) == "NoSuchBucketPolicy":
                     return {"Version": POLICY_VERSION, "Statement": []}
                 raise
         policy = json.loads(text)
@@ -425,7 +380,7 @@ class S3Bucket(BucketPrefix):
         try:
             tags = self.iam.list_user_tags(UserName=user)["Tags"]
         except ClientError as exc:
-            if _code(exc) == "NoSuchEntity":
+            if errors.code_of(exc) == "NoSuchEntity":
                 return None
             raise
         return {"Key": CREATED_BY, "Value": "ppipe"} in tags
@@ -482,7 +437,7 @@ class S3Bucket(BucketPrefix):
             try:
                 self.iam.delete_user_policy(UserName=user, PolicyName=self.inline_policy_name)
             except ClientError as exc:
-                if _code(exc) != "NoSuchEntity":
+                if errors.code_of(exc) != "NoSuchEntity":
                     raise
             if not self._made_by_ppipe(user):
                 return
@@ -504,15 +459,3 @@ def _no_response_bodies_logged():
         yield
     finally:
         parsers.removeFilter(drop)
-
-
-def _is_connection_error(exc: BaseException) -> bool:
-    """True for the connection failures s3fs/aiohttp raise (refused, DNS, timeout)."""
-    names = {"ClientConnectorError", "ServerTimeoutError", "ConnectTimeoutError", "EndpointConnectionError",
-             "ConnectionRefusedError", "TimeoutError", "FSTimeoutError"}
-    seen = exc
-    while seen is not None:
-        if type(seen).__name__ in names or isinstance(seen, ConnectionError):
-            return True
-        seen = seen.__cause__ or seen.__context__
-    return False
