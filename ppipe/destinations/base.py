@@ -3,15 +3,19 @@
 A destination is one place (folder, bucket prefix, Drive folder) where one challenge's
 release files go. Adapters are thin: fsspec filesystems where they fit, the provider's own
 API only where fsspec has no verb (bucket policies, IAM, Drive permissions). Provider errors
-are mapped to :class:`ppipe.errors.DestinationError` right where the provider is called.
+become :class:`ppipe.errors.DestinationError` in one choke point (:meth:`Destination._errors`),
+transient or terminal as the kind's error table (``<kind>/errors.py``) says.
 """
 
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
-from typing import ClassVar
+from typing import ClassVar, Iterator
+
+from ppipe.errors import DestinationError, PpipeError
 
 
 @dataclass(frozen=True)
@@ -34,6 +38,8 @@ class Destination(ABC):
     """One challenge's releases at one place. Constructed from a destination spec and the challenge name."""
 
     kind: ClassVar[str]
+    #: What the kind's error table understands; anything else passes the choke point untouched.
+    provider_errors: ClassVar[tuple[type[Exception], ...]] = (Exception,)
 
     def __init__(self, spec, challenge: str):
         self.spec = spec
@@ -56,6 +62,23 @@ class Destination(ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.uri}>"
+
+    def _translate(self, what: str, exc: Exception) -> tuple[str, bool]:
+        """(one line saying why ``what`` failed, without secrets; whether a retry may help):
+        the kind's error table."""
+        raise NotImplementedError
+
+    @contextmanager
+    def _errors(self, what: str, where: str | None = None) -> Iterator[None]:
+        """The one choke point: a provider error raised inside becomes a one-line DestinationError
+        about ``where`` (default: this destination), transient or terminal."""
+        try:
+            yield
+        except PpipeError:
+            raise
+        except self.provider_errors as exc:
+            cause, transient = self._translate(what, exc)
+            raise DestinationError(where or self.uri, cause, transient=transient) from None
 
     @abstractmethod
     def prepare(self) -> None:

@@ -8,9 +8,8 @@ filesystem (``fs``) and ``_translate``, their error table's verdict on a provide
 from __future__ import annotations
 
 import re
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, ClassVar, Iterator
+from typing import Any, ClassVar
 
 from pydantic import Field, field_validator
 
@@ -18,7 +17,6 @@ from ppipe import naming, urls
 from ppipe.destinations.base import Destination, ObjectInfo
 from ppipe.durable import sha256_of
 from ppipe.destinations.spec import DestinationSpec
-from ppipe.errors import DestinationError
 
 
 def derive_bucket(challenge: str) -> str:
@@ -80,23 +78,6 @@ class BucketPrefix(Destination):
         super().__init__(spec, challenge)
         self.bucket = spec.bucket_for(challenge)
         self.prefix = spec.prefix_for(challenge)
-
-    def _translate(self, what: str, exc: BaseException) -> tuple[str, bool]:
-        """(one line saying why ``what`` failed, without secrets; whether a retry may help):
-        the kind's error table (``<kind>/errors.py``)."""
-        raise NotImplementedError
-
-    @contextmanager
-    def _errors(self, what: str) -> Iterator[None]:
-        """The one choke point: provider errors raised inside become one-line DestinationErrors
-        (no secrets), transient or terminal as the kind's error table says."""
-        try:
-            yield
-        except DestinationError:
-            raise
-        except Exception as exc:
-            cause, transient = self._translate(what, exc)
-            raise DestinationError(self.uri, cause, transient=transient) from None
 
     @property
     def access_scope(self) -> str:

@@ -18,12 +18,9 @@ import logging
 import mimetypes
 import os
 import threading
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
-from oauth2client.client import AccessTokenRefreshError
-from pydrive2.auth import AuthError, GoogleAuth
+from pydrive2.auth import GoogleAuth
 from pydrive2.drive import GoogleDrive
 from pydrive2.files import ApiRequestError, GoogleDriveFile
 
@@ -122,17 +119,10 @@ class DriveFolder(Destination):
 
     # -- provider access ------------------------------------------------------------------
 
-    @contextmanager
-    def _provider(self, action: str, where: str | None = None) -> Iterator[None]:
-        """The one choke point: any pydrive2 / Google failure inside becomes one DestinationError line,
-        transient or terminal as the error table (``errors.py``) says."""
-        try:
-            yield
-        except errors.PROVIDER_ERRORS as exc:
-            cause, transient = errors.translate(exc, action)
-            # Google's OAuth errors are complete as they are; keep the cause of the others.
-            raise DestinationError(where or self.uri, cause, transient=transient) from (
-                None if isinstance(exc, (AccessTokenRefreshError, AuthError)) else exc)
+    provider_errors = errors.PROVIDER_ERRORS
+
+    def _translate(self, what: str, exc: Exception) -> tuple[str, bool]:
+        return errors.translate(exc, what)
 
     def _client(self) -> GoogleDrive:
         """The pydrive2 client, authenticated with the service-account key on first use."""
@@ -164,7 +154,7 @@ class DriveFolder(Destination):
 
     def _list(self, query: str, action: str) -> list[GoogleDriveFile]:
         """All files matching the Drive v2 query (pydrive2 follows the pages)."""
-        with self._provider(action):
+        with self._errors(action):
             return self._client().ListFile({"q": query}).GetList()
 
     # -- the folder -----------------------------------------------------------------------
@@ -173,7 +163,7 @@ class DriveFolder(Destination):
         """DestinationError unless ``spec.parent`` is a folder the service account can see, not trashed."""
         parent_id = self.spec.parent
         parent = self._client().CreateFile({"id": parent_id})
-        with self._provider(f"look up parent folder {parent_id}"):
+        with self._errors(f"look up parent folder {parent_id}"):
             try:
                 parent.FetchMetadata(fields="id,mimeType,labels")
             except ApiRequestError as exc:
@@ -212,7 +202,7 @@ class DriveFolder(Destination):
                 "parents": [{"id": self.spec.parent}],
                 "mimeType": FOLDER_MIME,
             })
-            with self._provider("create the challenge folder"):
+            with self._errors("create the challenge folder"):
                 folder.Upload()
             folder_id = folder["id"]
         self._folder_id = folder_id
@@ -287,7 +277,7 @@ class DriveFolder(Destination):
             {"key": SHA256_PROPERTY, "value": sha256, "visibility": "PUBLIC"},
             {"key": MD5_PROPERTY, "value": md5, "visibility": "PUBLIC"},
         ]
-        with open(local_file, "rb") as stream, self._provider("upload", self.uri_of(name)):
+        with open(local_file, "rb") as stream, self._errors("upload", self.uri_of(name)):
             drive_file.content = stream  # pydrive2 never closes what it is given: we do
             drive_file.Upload()
         if drive_file.get("md5Checksum") != md5 or int(drive_file.get("fileSize", -1)) != size:
@@ -304,7 +294,7 @@ class DriveFolder(Destination):
         if found is None:
             return None
         digest, size = hashlib.sha256(), 0
-        with self._provider("read back", self.uri_of(name)):
+        with self._errors("read back", self.uri_of(name)):
             for chunk in found.GetContentIOBuffer(chunksize=DOWNLOAD_CHUNK):
                 digest.update(chunk)
                 size += len(chunk)
@@ -336,7 +326,7 @@ class DriveFolder(Destination):
         """Delete every file titled ``name`` in the folder (duplicates included). Idempotent; returns None."""
         folder_id, title = self._parent_of(name, create=False)
         for drive_file in self._files_named(folder_id, title) if folder_id else []:
-            with self._provider("delete", self.uri_of(name)):
+            with self._errors("delete", self.uri_of(name)):
                 try:
                     drive_file.Delete()
                 except ApiRequestError as exc:
@@ -347,7 +337,7 @@ class DriveFolder(Destination):
 
     def _permissions_of(self, folder: GoogleDriveFile, kind: str | None, address: str) -> list[dict]:
         """The folder's permissions for ``address`` (any type when ``kind`` is None)."""
-        with self._provider("list permissions"):
+        with self._errors("list permissions"):
             permissions = folder.GetPermissions() or []
         return [
             p for p in permissions
@@ -382,14 +372,14 @@ class DriveFolder(Destination):
             self._patch_permission(folder, current["id"], {"role": drive_role, "additionalRoles": extra})
             return GrantResult(f"{what}: changed from {_role_name(current)}")
         body = {"type": kind, "value": address, "role": drive_role, "additionalRoles": extra}
-        with self._provider(f"grant {role} to {address}"):
+        with self._errors(f"grant {role} to {address}"):
             folder.InsertPermission(body, param={"sendNotificationEmails": notify})
         return GrantResult(f"{what}" + ("" if notify else " (no notification e-mail)"))
 
     def _patch_permission(self, folder: GoogleDriveFile, permission_id: str, body: dict) -> None:
         # pydrive2 has no wrapper for permissions.patch: call the API client it built.
         auth = self._client().auth
-        with self._provider("change permission"):
+        with self._errors("change permission"):
             auth.service.permissions().patch(
                 fileId=folder["id"], permissionId=permission_id, body=body, supportsAllDrives=True
             ).execute(http=auth.Get_Http_Object())
@@ -409,7 +399,7 @@ class DriveFolder(Destination):
         for permission in self._permissions_of(folder, kind_filter, address):
             if permission.get("role") == "owner":
                 continue
-            with self._provider(f"revoke access of {address}"):
+            with self._errors(f"revoke access of {address}"):
                 try:
                     folder.DeletePermission(permission["id"])
                 except ApiRequestError as exc:

@@ -12,7 +12,6 @@ import shutil
 import tempfile
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from contextlib import contextmanager
 from pathlib import Path
 
 import fsspec
@@ -41,16 +40,10 @@ class LocalFolder(Destination):
         """The local path of release ``name``."""
         return self.folder / name
 
-    @contextmanager
-    def _errors(self, what: str):
-        """The one choke point: OSErrors inside become one-line DestinationErrors (``errors.py``)."""
-        try:
-            yield
-        except DestinationError:
-            raise
-        except OSError as exc:
-            cause, transient = errors.translate(exc, what)
-            raise DestinationError(self.uri, cause, transient=transient) from None
+    provider_errors = (OSError,)
+
+    def _translate(self, what: str, exc: OSError) -> tuple[str, bool]:
+        return errors.translate(exc, what)
 
     def check(self) -> None:
         """Refuse, before anything is written, a folder that cannot be made or written: a path
