@@ -1,4 +1,5 @@
-"""Durable local files: written under a temporary name, fsynced, renamed, the folder fsynced.
+"""Durable local files and their hashes: written under a temporary name, fsynced, renamed, the
+folder fsynced; :func:`file_sha256` is the one way ppipe hashes a file.
 
 A crash then leaves either nothing or the whole file under the final name. The temporaries a
 killed run leaves behind belong to no live run once they are older than a claim lease, and
