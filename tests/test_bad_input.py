@@ -47,7 +47,7 @@ KNOWN_GAPS: dict[str, str] = {
     "plan:destination-path-is-a-file": "by design: plan writes nothing and reads only the source; create checks the folder",
     "plan:destination-path-not-writable": "by design: plan writes nothing and reads only the source; create checks the folder",
     "plan:source-ragged-csv": (
-        "known limitation (ppipe/sources.py): plan counts rows without parsing every field (polars "
+        "known limitation (ppipe/data/sources.py): plan counts rows without parsing every field (polars "
         "answers len() from line breaks), so only create, which checks every row while staging, refuses a ragged CSV"
     ),
 }
