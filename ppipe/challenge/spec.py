@@ -36,7 +36,6 @@ from ppipe.destinations.drive.spec import DriveDestination
 from ppipe.destinations.gcs.spec import GcsDestination
 from ppipe.destinations.local.spec import LocalDestination
 from ppipe.destinations.s3.spec import S3Destination
-from ppipe.destinations.spec import DestinationSpec as DestinationSpecBase
 from ppipe.errors import PpipeError
 from ppipe.validation import Model, absolute_path
 from ppipe.challenge.requests import Leaderboard, Requests, requests_need_row_ids
