@@ -244,7 +244,7 @@ class DriveFolder(Destination):
         if found or not create:
             return found[0]["id"] if found else None
         folder = self._client().CreateFile({"title": title, "parents": [{"id": parent}], "mimeType": FOLDER_MIME})
-        with self._provider(f"create folder {title}"):
+        with self._errors(f"create folder {title}"):
             folder.Upload()
         return folder["id"]
 
@@ -305,7 +305,7 @@ class DriveFolder(Destination):
         found = self._file(name)
         if found is None:
             raise FileNotFoundError(self.uri_of(name))
-        with self._provider("read back", self.uri_of(name)):
+        with self._errors("read back", self.uri_of(name)):
             return b"".join(found.GetContentIOBuffer(chunksize=DOWNLOAD_CHUNK))
 
     def exists(self, name: str, sha256: str) -> bool:
