@@ -28,7 +28,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ppipe.durable import write_json
 from ppipe.errors import ConfigError, ConflictError, PpipeError
-from ppipe.orchestration.server import ERROR_LINE, HOST, healthy, prefect_executable, server_environment
+from ppipe.orchestration.server import ERROR_LINE, HOST, alive, healthy, prefect_executable, server_environment
 
 #: prefect-redis modules for each pluggable part of the server.
 REDIS_MODULES = {
@@ -203,22 +203,11 @@ def stop_groups(pids: list[int], *, timeout: float = 20.0) -> None:
             os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
     for pid in pids:
-        while _running(pid) and time.monotonic() < deadline:
+        while alive(pid) and time.monotonic() < deadline:
             time.sleep(0.2)
-        if _running(pid):
+        if alive(pid):
             with contextlib.suppress(ProcessLookupError, PermissionError):
                 os.killpg(pid, signal.SIGKILL)
-
-
-def _running(pid: int) -> bool:
-    with contextlib.suppress(ChildProcessError):
-        if os.waitpid(pid, os.WNOHANG)[0] == pid:
-            return False
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
 
 
 # --- a standing cluster for `ppipe server start --database ... --redis ...` ----------------
@@ -254,6 +243,6 @@ def stop_standing(timeout: float = 20.0) -> bool:
         recorded = json.loads(_state_file().read_text())
     except (OSError, ValueError):
         return False
-    stop_groups([pid for pid in recorded.get("pids", []) if _running(pid)], timeout=timeout)
+    stop_groups([pid for pid in recorded.get("pids", []) if alive(pid)], timeout=timeout)
     _state_file().unlink(missing_ok=True)
     return True

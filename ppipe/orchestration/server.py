@@ -91,13 +91,17 @@ def status(at_port: int | None = None) -> ServerStatus:
     """Is the local server up at ``at_port``, and did ppipe start it (pid)."""
     url = api_url(at_port)
     record = _recorded()
-    pid = record.get("pid") if record.get("url") == url and _alive(record.get("pid")) else None
+    pid = record.get("pid") if record.get("url") == url and alive(record.get("pid")) else None
     return ServerStatus(url, healthy(url), pid)
 
 
-def _alive(pid: int | None) -> bool:
+def alive(pid: int | None) -> bool:
+    """Is process ``pid`` running? A child of ours that exited is reaped, so it is not counted."""
     if not pid:
         return False
+    with contextlib.suppress(ChildProcessError):
+        if os.waitpid(pid, os.WNOHANG)[0] == pid:
+            return False
     try:
         os.kill(pid, 0)
     except OSError:
@@ -152,16 +156,16 @@ def stop(at_port: int | None = None, *, timeout: float = 20.0) -> bool:
     """Stop the server ppipe started (its process group); False if ppipe started none that runs."""
     record = _recorded()
     pid = record.get("pid")
-    if record.get("url") != api_url(at_port) or not _alive(pid):
+    if record.get("url") != api_url(at_port) or not alive(pid):
         return False
     with contextlib.suppress(ProcessLookupError):
         os.killpg(pid, signal.SIGTERM)
     deadline = time.monotonic() + timeout
-    while _alive(pid) and time.monotonic() < deadline:
+    while alive(pid) and time.monotonic() < deadline:
         with contextlib.suppress(ChildProcessError):
             os.waitpid(pid, os.WNOHANG)
         time.sleep(0.2)
-    if _alive(pid):
+    if alive(pid):
         with contextlib.suppress(ProcessLookupError):
             os.killpg(pid, signal.SIGKILL)
     _state_file().unlink(missing_ok=True)
