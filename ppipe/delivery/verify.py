@@ -60,16 +60,19 @@ def _check_shipment(report: Report, row: ReleaseRecord, destination, shipment: d
         if problem:
             report.problems.append(problem)
 def _undelivered(rows: list[ReleaseRecord], now: datetime) -> list[str]:
-    """One line per release that is due but not delivered everywhere (a stuck claim, a failure)."""
+    """One line per release that is due but not delivered everywhere (a stuck claim, a failure),
+    and per release whose delivery failed even before its time (a run with ``--now``)."""
     late: dict[int, list[ReleaseRecord]] = {}
     for row in rows:
-        if row.scheduled_at <= now and row.status != "delivered":
+        if row.status == "failed" or (row.scheduled_at <= now and row.status != "delivered"):
             late.setdefault(row.index, []).append(row)
     lines = []
     for index in sorted(late):
         group = late[index]
+        when = group[0].scheduled_at.isoformat()
+        when = f"due since {when}" if group[0].scheduled_at <= now else f"scheduled {when}"
         where = ", ".join(f"{row.destination} ({row.status}{': ' + row.error if row.error else ''})" for row in group)
-        lines.append(f"{group[0].name}: due since {group[0].scheduled_at.isoformat()}, not delivered at {where}")
+        lines.append(f"{group[0].name}: {when}, not delivered at {where}")
     return lines
 
 

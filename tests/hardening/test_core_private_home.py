@@ -44,11 +44,12 @@ def test_an_existing_open_home_is_made_private(tmp_path):
 
 
 @pytest.mark.slow
-def test_the_prefect_server_ppipe_starts_keeps_its_database_private(tmp_path):
+def test_the_prefect_server_ppipe_starts_keeps_its_database_private(tmp_path, monkeypatch):
     from ppipe.orchestration import server
     from tests.support.servers import free_port
 
     home = tmp_path / "ppipe-home"
+    monkeypatch.delenv("PREFECT_HOME", raising=False)  # other tests' servers set it: use PPIPE_HOME's
     port = free_port()
     os.umask(0o022)
     status = server.start(port, timeout=120)

@@ -25,6 +25,8 @@ from datetime import datetime, timezone
 import json
 import logging
 import os
+import threading
+from collections import defaultdict
 from contextlib import contextmanager
 from functools import cached_property
 from concurrent.futures import ThreadPoolExecutor
@@ -43,6 +45,9 @@ PUT_THREADS = 10  # as aws s3 cp; boto3's connection pool holds 10
 BUCKET_POLICY_LIMIT = 20 * 1024  # bytes: S3 refuses larger bucket policies
 SHA256_KEY = "sha256"  # user metadata key: x-amz-meta-sha256
 CREATED_BY = "created-by"  # IAM user tag marking the users ppipe made (and may give keys)
+# A run grants at several destinations side by side, and an IAM user is account-wide: one
+# grant at a time per user in this process, so two never both create the user or its key.
+_USER_LOCKS: defaultdict[str, threading.Lock] = defaultdict(threading.Lock)
 
 
 class S3Bucket(BucketPrefix):
@@ -387,14 +392,18 @@ class S3Bucket(BucketPrefix):
 
     def _grant_user(self, identity: str) -> GrantResult:
         user = self._user_name(identity)
+        with _USER_LOCKS[user]:
+            return self._grant_user_locked(user)
+
+    def _grant_user_locked(self, user: str) -> GrantResult:
         document = {"Version": POLICY_VERSION, "Statement": self.read_statements()}
         with self._errors(f"grant IAM user {user}"):
             ours = self._made_by_ppipe(user)
+            if ours is None and not self._create_user(user):
+                ours = self._made_by_ppipe(user)  # another process made it first: is it ours?
             if ours is False:  # never hand out keys to (or widen) a user someone else manages
                 raise GrantRefused(self.uri, f"IAM user {user} exists and was not created by ppipe (no tag "
                                              f"{CREATED_BY}=ppipe): grant it via bucket-policy with its ARN, or pick another name")
-            if ours is None:
-                self.iam.create_user(UserName=user, Tags=[{"Key": CREATED_BY, "Value": "ppipe"}])
             self.iam.put_user_policy(UserName=user, PolicyName=self.inline_policy_name, PolicyDocument=json.dumps(document))
             has_key = bool(self.iam.list_access_keys(UserName=user)["AccessKeyMetadata"])
         path = self.credentials_file(user)
@@ -404,6 +413,18 @@ class S3Bucket(BucketPrefix):
             return GrantResult(f"{what}; new access key written to {path}", path)
         # The key file's path was printed when the key was made: once.
         return GrantResult(f"{what}; it already has the access key ppipe made", path if path.exists() else None)
+
+    def _create_user(self, user: str) -> bool:
+        """Create ``user`` with ppipe's tag; False when it already exists."""
+        from botocore.exceptions import ClientError
+
+        try:
+            self.iam.create_user(UserName=user, Tags=[{"Key": CREATED_BY, "Value": "ppipe"}])
+        except ClientError as exc:
+            if errors.code_of(exc) == "EntityAlreadyExists":
+                return False
+            raise
+        return True
 
     def _new_key(self, user: str, path: Path) -> None:
         """Make one access key for ``user`` and write it to ``path`` (0600, never overwritten)."""
