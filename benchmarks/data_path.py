@@ -190,8 +190,7 @@ def run_ppipe_path(path: Path, out: Path, spec: str) -> dict:
 
 def run_release_path(paths: list[Path], out: Path, spec: str) -> dict:
     """Median time of one 1% release (of the smaller source) at the start and end of each source."""
-    from ppipe.data import release_files, staging
-    from ppipe.challenge.planning import PlannedRelease
+    from ppipe.data import staging
 
     result = {}
     size = None
@@ -200,14 +199,22 @@ def run_release_path(paths: list[Path], out: Path, spec: str) -> dict:
         staged = staging.stage(challenge)
         size = size or max(1, staged.rows // 100)
         for where, start in (("first", 0), ("last", staged.rows - size)):
-            release = PlannedRelease(0, "r", start, start + size, datetime.now(timezone.utc), ())
-            times = []
-            for _ in range(5):
-                t = time.perf_counter()
-                release_files.write_release(challenge, staged, release)
-                times.append(time.perf_counter() - t)
-            result[f"{k}_{where}"] = statistics.median(times)
+            result[f"{k}_{where}"] = release_time(challenge, staged, start, size)
     return result
+
+
+def release_time(challenge, staged, start: int, size: int) -> float:
+    """Median of 5 writes of the ``size``-row release starting at row ``start``."""
+    from ppipe.challenge.planning import PlannedRelease
+    from ppipe.data import release_files
+
+    release = PlannedRelease(0, "r", start, start + size, datetime.now(timezone.utc), ())
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        release_files.write_release(challenge, staged, release)
+        times.append(time.perf_counter() - t)
+    return statistics.median(times)
 
 
 def paths_table(args) -> None:
@@ -280,8 +287,7 @@ def run_floor(path: Path, out: Path) -> dict:
 
 def run_release_times(paths: list[Path], out: Path, size: int) -> dict:
     """Median time of writing one ``size``-row release at the start and end of each source."""
-    from ppipe.data import release_files, staging
-    from ppipe.challenge.planning import PlannedRelease
+    from ppipe.data import staging
 
     result = {}
     for k, path in enumerate(paths):
@@ -289,13 +295,7 @@ def run_release_times(paths: list[Path], out: Path, size: int) -> dict:
         staged = staging.stage(challenge)
         result[f"kind_{k}"] = staged.kind
         for where, start in (("first", 0), ("last", staged.rows - size)):
-            release = PlannedRelease(0, "r", start, start + size, datetime.now(timezone.utc), ())
-            times = []
-            for _ in range(5):
-                t = time.perf_counter()
-                release_files.write_release(challenge, staged, release)
-                times.append(time.perf_counter() - t)
-            result[f"{staged.rows}_{where}"] = statistics.median(times)
+            result[f"{staged.rows}_{where}"] = release_time(challenge, staged, start, size)
     return result
 
 
