@@ -221,6 +221,10 @@ def paths_table(args) -> None:
     specs = all_paths() if args.all else DEFAULT_PATHS
     if args.only:
         specs = [s for s in specs if all(word in path_label(s) for word in args.only.split(","))]
+        if not specs:
+            print(f"error: --only {args.only!r} matches no path (see --paths without --only for the labels)",
+                  file=sys.stderr)
+            sys.exit(2)
     print(f"{args.rows:,} rows; {N_RELEASES} releases; each approach in its own child process; "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     print(f"{'path':34s} {'floor s':>8s} {'ppipe s':>8s} {'ratio':>6s} {'floor MB':>9s} {'ppipe MB':>9s} {'cpu ratio':>9s}  kind")
