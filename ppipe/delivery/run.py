@@ -191,6 +191,7 @@ class Dispatch:
         self.destinations: dict[str, Destination] = {}
         self.unusable: dict[str, str] = {}  # destination URI -> why it could not be prepared
         self._staged: Any = None
+        self.waited: set[int] = set()  # rows in_order() held back for an earlier release
 
     def listen(self, release: str, step: str, detail: str) -> None:
         for listener in ([self.listener] if self.listener else []) + list(_watchers):
@@ -214,19 +215,21 @@ class Dispatch:
             return self.finish()
 
     def abandoned(self, poll: float = 1.0) -> list[Due]:
-        """Releases another run claimed and has not finished. That run may be dead (its machine
-        was killed): wait while its lease runs, at most one lease, and return what became due
-        again. A live run finishes them meanwhile, and then nothing is returned."""
+        """What the first pass could not take, due now: rows another run holds and rows that
+        waited for an earlier release another run was delivering. The holder may be dead (its
+        machine was killed): wait while its lease runs, at most one lease. A live holder
+        finishes meanwhile; the rows that waited for it are then in order and returned."""
         when = ANY_TIME if self.release is not None else self.now
         held = self.ledger.held_elsewhere(self.challenge.name, self.owner, when, index=self.release)
-        if not held:
-            return []
-        self.listen("", "wait", f"{len(held)} row(s) held by another run; waiting up to its lease")
-        deadline = max(row.claim_expires_at for row in held)
+        if held:
+            self.listen("", "wait", f"{len(held)} row(s) held by another run; waiting up to its lease")
+        retry = self.waited | {row.id for row in held}
+        deadline = max((row.claim_expires_at for row in held), default=utcnow())
         while held and utcnow() <= deadline:
             time.sleep(poll)
             held = self.ledger.held_elsewhere(self.challenge.name, self.owner, when, index=self.release)
-        return self.due_releases()
+        rows = [row for due in self.due_releases() for row in due.rows if row.id in retry]
+        return [Due(group) for group in by_release(rows)]
 
     def due_releases(self) -> list[Due]:
         """Releases with rows due at ``now``, oldest first; with ``release`` K, release K and every
@@ -276,6 +279,7 @@ class Dispatch:
         for row in due.rows:
             if row.destination in waiting:
                 self.listen(row.name, "waiting", f"{row.destination}: {waiting[row.destination]} is not delivered yet")
+                self.waited.add(row.id)
         return [row for row in due.rows if row.destination not in waiting]
 
     @contextmanager

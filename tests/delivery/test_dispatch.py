@@ -116,6 +116,23 @@ def test_a_run_taking_over_leaves_what_a_live_run_finishes(tmp_path, ledger):
     assert ledger.releases("demo")[0].uri == "elsewhere"
 
 
+def test_a_release_that_waited_for_a_live_run_is_delivered_once_that_run_finishes(tmp_path, ledger):
+    """release_1 waits for release_0, which another run is uploading; that run finishes before
+    this one looks again: release_1 is delivered by this run, not left for a later schedule."""
+    register(tmp_path, ledger)
+    first = ledger.releases("demo")[0]
+    assert ledger.claim(first.id, owner="live-run")
+
+    def finish_when_waited(release, step, detail):
+        if step == "waiting":
+            ledger.mark_delivered(first.id, "live-run", sha256="0" * 64, bytes=1, row_count=30, uri="elsewhere")
+
+    report = delivery.Dispatch(ledger, ledger.challenge("demo"), now=at(1), take_over=True,
+                               listener=finish_when_waited).run()
+    assert [o.index for o in report.delivered] == [1]
+    assert statuses(ledger)[:2] == [(0, "delivered"), (1, "delivered")]
+
+
 def test_an_object_already_uploaded_is_not_uploaded_again(tmp_path, ledger):
     """A run that crashed after uploading and before recording: the next run only records."""
     challenge = register(tmp_path, ledger)
