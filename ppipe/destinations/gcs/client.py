@@ -11,6 +11,10 @@ challenge's location only" on a shared bucket, and it marks ppipe's bindings, so
 removes the member from those and from nothing else. Conditional bindings need uniform
 bucket-level access, which ppipe turns on for the buckets it creates.
 
+A bucket that already exists must be the organiser's (a predictable name may have been taken
+by another project): its ``projectNumber`` must be ``project_number`` when the spec gives one,
+else the bucket must be among ``project``'s buckets.
+
 Environment: ``PPIPE_CONNECT_TIMEOUT`` (seconds, default 10) bounds each connection attempt and
 ``PPIPE_RETRY_DEADLINE`` (seconds, default 60) the retries of one bucket/IAM call.
 """
@@ -84,13 +88,16 @@ class GcsBucket(BucketPrefix):
     # -- objects --------------------------------------------------------------------------
 
     def prepare(self) -> None:
-        """Create the bucket (in ``project`` and ``location``, uniform access on) if missing. Idempotent."""
+        """Create the bucket (in ``project`` and ``location``, uniform access on) if missing; an
+        existing bucket must be the organiser's (:meth:`_check_project`). Idempotent."""
         from google.api_core import exceptions as api
 
         connect, read = _timeouts()
         with self._errors("check the bucket"):
-            if self.client.lookup_bucket(self.bucket, timeout=(connect, read), retry=_retry()) is not None:
-                return
+            found = self.client.lookup_bucket(self.bucket, timeout=(connect, read), retry=_retry())
+        if found is not None:
+            self._check_project(found)
+            return
         if not self.project:
             raise DestinationError(self.uri, f"bucket {self.bucket} does not exist; set 'project' to have ppipe create it")
         bucket = self.client.bucket(self.bucket)
@@ -105,6 +112,34 @@ class GcsBucket(BucketPrefix):
                     raise DestinationError(
                         self.uri, f"bucket name {self.bucket} is taken by another project: choose another 'bucket'"
                     ) from None
+
+    def _check_project(self, bucket) -> None:
+        """A bucket that already exists must be the organiser's: a predictable name
+        (``ppipe-<challenge>``) may have been taken, and left open, by another project.
+        Checked against ``project_number`` when given, else among ``project``'s buckets."""
+        expected = self.spec.project_number
+        actual = str(bucket.project_number) if bucket.project_number is not None else "unknown"
+        if expected:
+            if actual != expected:
+                raise DestinationError(self.uri, f"bucket {self.bucket} belongs to project {actual}, not the "
+                                                 f"organiser's project {expected} (project_number): choose another 'bucket'")
+            return
+        if self.project and self.bucket not in self._project_buckets():
+            raise DestinationError(self.uri, f"bucket {self.bucket} belongs to project {actual}, not the organiser's "
+                                             f"project {self.project} (it is not among its buckets): choose another 'bucket'")
+
+    def _project_buckets(self) -> set[str]:
+        """The names of ``project``'s buckets; a refused listing says how to check without one."""
+        from google.api_core import exceptions as api
+
+        connect, read = _timeouts()
+        with self._errors(f"list the buckets of project {self.project}"):
+            try:
+                listed = self.client.list_buckets(project=self.project, timeout=(connect, read), retry=_retry())
+                return {bucket.name for bucket in listed}
+            except api.Forbidden:
+                raise DestinationError(self.uri, f"may not list project {self.project}'s buckets to check that bucket "
+                                                 f"{self.bucket} is the organiser's: set 'project_number'") from None
 
     def upload(self, local_file: Path, name: str) -> str:
         """Put ``local_file`` at ``<prefix>/<name>`` with its sha256 as metadata; return ``uri_of(name)``."""

@@ -5,13 +5,14 @@ from __future__ import annotations
 import re
 from typing import ClassVar, Literal
 
-from pydantic import ConfigDict, Field
+from pydantic import ConfigDict, Field, field_validator
 
 from ppipe import naming
 from ppipe.destinations.bucket import BucketDestination
 
 _GCS_BUCKET = re.compile(r"^[a-z0-9][a-z0-9._-]{1,220}[a-z0-9]$")
 _MEMBER_KINDS = ("user", "group", "serviceAccount")
+_PROJECT_NUMBER = re.compile(r"^[1-9][0-9]{0,18}$")
 
 
 def check_gcs_bucket(name: str) -> str:
@@ -45,10 +46,23 @@ class GcsDestination(BucketDestination):
     roles: ClassVar[tuple[str, ...]] = ("reader", "roles/storage.objectViewer", "roles/storage.legacyObjectReader")
     kind: Literal["gcs"] = "gcs"
     project: str | None = Field(default=None, description="Project that owns a bucket ppipe creates.")
+    project_number: str | None = Field(
+        default=None, description="The organiser's project number: a bucket ppipe did not create must belong to it."
+    )
     location_: str | None = Field(default=None, alias="location", description="Bucket location, e.g. EU.")
     credentials_block: str | None = Field(default=None, description="Name of a Prefect block holding a GCP key.")
 
     model_config = ConfigDict(populate_by_name=True)
+
+    @field_validator("project_number", mode="before")
+    @classmethod
+    def _project_number(cls, number: object) -> object:
+        if number is None:
+            return None
+        text = str(number) if isinstance(number, int) and not isinstance(number, bool) else number
+        if not isinstance(text, str) or not _PROJECT_NUMBER.match(text):
+            raise ValueError("use the project's number (digits, shown in the console's project info), not its id")
+        return text
 
     @classmethod
     def check_bucket(cls, name: str) -> str:
