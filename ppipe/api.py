@@ -317,7 +317,7 @@ class GrantStatus:
             "state": record.state,
             "destinations": [
                 {"destination": a.destination, "state": a.state if a.version == record.version else "pending",
-                 "error": a.error, "at": a.applied_at.isoformat()}
+                 "error": a.error, "access": a.access, "at": a.applied_at.isoformat()}
                 for a in self.applications
             ],
         }

@@ -146,6 +146,8 @@ class GrantApplication(SQLModel, table=True):
     state: str = Field(max_length=16)
     version: int = 0  # the grant version this state belongs to
     error: str | None = None
+    #: where the participant reads when not at the destination itself (an S3 access point's alias)
+    access: str | None = Field(default=None, max_length=1024)
     applied_at: datetime = _when(default_factory=utcnow)
 
 
@@ -231,6 +233,7 @@ ADDED_COLUMNS = (
     ("grants", "version", "INTEGER NOT NULL DEFAULT 1"),
     ("grant_applications", "version", "INTEGER NOT NULL DEFAULT 0"),  # 0: applied again once, idempotently
     ("grant_applications", "error", "TEXT"),
+    ("grant_applications", "access", "VARCHAR(1024)"),
 )
 
 
@@ -634,10 +637,10 @@ class Ledger:
                     session.rollback()
 
     def record_grant_applied(self, grant_id: int, destination: str, state: str, version: int,
-                             error: str | None = None) -> bool:
+                             error: str | None = None, access: str | None = None) -> bool:
         """Record that ``state`` of grant version ``version`` is applied (or, ``failed``, refused) at
-        ``destination``; only while ``version`` is still the grant's current one. False otherwise:
-        the grant changed meanwhile and must be applied again."""
+        ``destination`` (read at ``access`` when that is elsewhere); only while ``version`` is still
+        the grant's current one. False otherwise: the grant changed meanwhile and must be applied again."""
         self.start_grant_application(grant_id, destination)
         current = select(GrantRecord.version).where(GrantRecord.id == grant_id).scalar_subquery()
         with self.session() as session:
@@ -645,7 +648,8 @@ class Ledger:
                 update(GrantApplication)
                 .where(GrantApplication.grant_id == grant_id, GrantApplication.destination == destination,
                        current == version)
-                .values(state=state, version=version, error=error[:2000] if error else None, applied_at=utcnow())
+                .values(state=state, version=version, error=error[:2000] if error else None, access=access,
+                        applied_at=utcnow())
             )
             session.commit()
         return result.rowcount == 1

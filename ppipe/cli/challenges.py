@@ -111,6 +111,7 @@ def _print_grants(name: str, grants: list) -> None:
         places = document["destinations"] or [{"destination": "", "state": "pending", "error": None}]
         for place in places:
             there = place["state"] + (f": {place['error']}" if place["error"] else "")
+            there += f", read at {place['access']}" if place.get("access") and place["state"] == "active" else ""
             rows.append([document["service"], who, f"{document['state']} {document['role']}", place["destination"], there])
     print_table(f"{name}: grants", columns, rows)
 

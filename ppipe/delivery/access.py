@@ -74,7 +74,7 @@ def _apply(ledger: Ledger, grant_id: int, destination: Destination) -> Applied:
     row = ledger.grant_record(grant_id)
     for _ in range(MAX_ROUNDS):
         try:
-            detail = _change(row, destination)
+            detail, reads_at = _change(row, destination)
         except GrantRefused as exc:  # terminal: recorded, not retried until the grant changes
             if row.state != "active":  # nothing ppipe could have granted to it there: revoked
                 if ledger.record_grant_applied(row.id, destination.uri, row.state, row.version):
@@ -84,19 +84,20 @@ def _apply(ledger: Ledger, grant_id: int, destination: Destination) -> Applied:
         except Exception as exc:  # noqa: BLE001 - transient or unknown: stays pending, reported
             return Applied(row.grant(), destination.uri, "failed", error_text(exc))
         else:
-            if ledger.record_grant_applied(row.id, destination.uri, row.state, row.version):
+            if ledger.record_grant_applied(row.id, destination.uri, row.state, row.version, access=reads_at):
                 return Applied(row.grant(), destination.uri, "granted" if row.state == "active" else "revoked", detail)
         row = ledger.grant_record(grant_id)  # changed while we applied it: apply what it is now
     return Applied(row.grant(), destination.uri, "failed", "the grant kept changing while being applied; the next run retries")
 
 
-def _change(row: GrantRecord, destination: Destination) -> str:
+def _change(row: GrantRecord, destination: Destination) -> tuple[str, str | None]:
+    """(what was done, where the participant reads if not at the destination itself)."""
     grant = row.grant()
     if row.state != "active":
         destination.revoke(grant.identity, via=grant.via)
-        return "access removed"
+        return "access removed", None
     result = destination.grant(grant.identity, grant.role, via=grant.via, notify=grant.notify)
-    return result.description
+    return result.description, result.access
 
 
 def change_grant(ledger: Ledger, name: str, grant: Grant, *, revoke: bool = False) -> list[Applied]:

@@ -28,10 +28,13 @@ class ObjectInfo:
 
 @dataclass(frozen=True)
 class GrantResult:
-    """What a grant did, in words, and (iam-user-policy only) where a new access key was written."""
+    """What a grant did, in words, and (iam-user-policy only) where a new access key was written;
+    ``access``: where the participant reads when it is not the destination itself (an S3 access
+    point's ``s3://<alias>/<prefix>``)."""
 
     description: str
     credentials_file: Path | None = None
+    access: str | None = None
 
 
 class Destination(ABC):

@@ -7,7 +7,9 @@ moto's auth switch is process-global, so the enforced server runs in a process o
 from __future__ import annotations
 
 import json
+import threading
 import uuid
+from typing import Callable
 
 import boto3
 import pytest
@@ -83,3 +85,23 @@ def principals(policy: dict) -> set[str]:
         named = (statement.get("Principal") or {}).get("AWS", [])
         found.update([named] if isinstance(named, str) else named)
     return found
+
+
+def all_at_once(action: Callable[[int], object], count: int) -> list[BaseException]:
+    """Run ``action(0)`` ... ``action(count - 1)`` in threads released together; what they raised."""
+    errors: list[BaseException] = []
+    start = threading.Barrier(count)
+
+    def run(i: int) -> None:
+        try:
+            start.wait(30)
+            action(i)
+        except BaseException as exc:  # noqa: BLE001 - returned to the test
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(count)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(120)
+    return errors

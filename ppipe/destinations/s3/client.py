@@ -7,9 +7,11 @@ the verbs fsspec lacks. Both clients get the same credentials from :mod:`ppipe.d
 Grants are read-only: ``s3:GetObject`` on ``<bucket>/<prefix>/*`` and ``s3:ListBucket`` on the
 bucket with the condition ``s3:prefix`` like ``<prefix>/*``, in one of two forms (``via``):
 
-- ``bucket-policy`` (default): two statements for the participant's principal merged into the
-  bucket policy, with Sids derived from challenge, prefix and identity, so a revoke removes
-  exactly those statements and leaves everyone else's.
+- ``bucket-policy`` (default): one pair of statements per challenge in the bucket policy (Sids
+  derived from challenge and prefix) listing its principals; everyone else's statements stay.
+  Once the policy (20 KB at most) has no room for one more, principals go to S3 Access Points
+  of the challenge, to which the bucket policy delegates (:mod:`.access_points`); a revoke
+  removes the principal wherever it is.
 - ``iam-user-policy``: an inline policy ``ppipe-<challenge>-<bucket>`` on an IAM user of the
   organiser's account; the user is created if missing and, when it has no access key yet, one
   key is made and written once to ``<PPIPE_HOME>/credentials/<challenge>/<user>.json`` (0600).
@@ -33,6 +35,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from ppipe.destinations.s3 import credentials, errors
+from ppipe.destinations.s3.access_points import POLICY_LIMIT, POLICY_VERSION, AccessPoints, listed_principals, policy_bytes
 from ppipe.destinations.s3.spec import check_principal
 from ppipe import settings
 from ppipe.destinations.base import GrantResult
@@ -40,9 +43,8 @@ from ppipe.durable import file_sha256
 from ppipe.destinations.bucket import BucketPrefix
 from ppipe.errors import DestinationError, GrantRefused
 
-POLICY_VERSION = "2012-10-17"
 PUT_THREADS = 10  # as aws s3 cp; boto3's connection pool holds 10
-BUCKET_POLICY_LIMIT = 20 * 1024  # bytes: S3 refuses larger bucket policies
+BUCKET_POLICY_LIMIT = POLICY_LIMIT  # bytes: S3 refuses larger bucket policies
 SHA256_KEY = "sha256"  # user metadata key: x-amz-meta-sha256
 CREATED_BY = "created-by"  # IAM user tag marking the users ppipe made (and may give keys)
 # A run grants at several destinations side by side, and an IAM user is account-wide: one
@@ -239,6 +241,10 @@ class S3Bucket(BucketPrefix):
         digest = hashlib.sha256(f"{self.challenge}\n{self.prefix}".encode()).hexdigest()[:20]
         return f"Ppipe{digest}Read", f"Ppipe{digest}List"
 
+    def delegation_ids(self) -> tuple[str, str]:
+        """The Sids of the bucket-policy statements delegating this challenge's reads to its access points."""
+        return tuple(sid.replace("Ppipe", "PpipeAp", 1) for sid in self.statement_ids())
+
     def legacy_statement_ids(self, identity: str) -> tuple[str, str]:
         """The Sids older ppipe versions used: two statements per participant (removed on revoke)."""
         digest = hashlib.sha256(f"{self.challenge}\n{self.prefix}\n{identity}".encode()).hexdigest()[:20]
@@ -289,7 +295,7 @@ class S3Bucket(BucketPrefix):
         another account. Only on AWS itself (S3-compatible stores have no account to name)."""
         return {} if self.spec.endpoint_url else {"ExpectedBucketOwner": self.account_id}
 
-    # bucket policy: one pair of statements per challenge, listing its principals
+    # bucket policy: one pair of statements per challenge, listing its principals, then access points
 
     def bucket_policy(self) -> dict:
         """The bucket's policy document (an empty one if it has none)."""
@@ -310,31 +316,37 @@ class S3Bucket(BucketPrefix):
 
     def granted_principals(self, policy: dict) -> set[str]:
         """The principals this challenge's statements name in ``policy``."""
-        read_sid = self.statement_ids()[0]
-        for statement in policy["Statement"]:
-            if statement.get("Sid") == read_sid:
-                named = (statement.get("Principal") or {}).get("AWS", [])
-                return {named} if isinstance(named, str) else set(named)
-        return set()
+        return listed_principals(policy["Statement"], self.statement_ids()[0])
 
-    def _set_principals(self, policy: dict, principals: set[str], drop: tuple[str, ...] = ()) -> None:
-        """Write ``policy`` with this challenge's statements naming exactly ``principals``
-        (none: no statements); statements of other challenges and of others stay as they are."""
-        sids = self.statement_ids()
-        others = [s for s in policy["Statement"] if s.get("Sid") not in (*sids, *drop)]
+    def _delegates(self, policy: dict) -> bool:
+        """Whether ``policy`` lets this challenge's access points serve its reads (some principals are there)."""
+        return any(statement.get("Sid") in self.delegation_ids() for statement in policy["Statement"])
+
+    def _policy_with(self, policy: dict, principals: set[str], delegate: bool, drop: tuple[str, ...] = ()) -> dict:
+        """``policy`` with this challenge's statements naming exactly ``principals`` (none: no
+        statements) and delegating to its access points if ``delegate``; others' statements stay."""
+        sids = (*self.statement_ids(), *self.delegation_ids(), *drop)
+        others = [s for s in policy["Statement"] if s.get("Sid") not in sids]
         ours = [{"Sid": sid, "Principal": {"AWS": sorted(principals)}, **statement}
-                for sid, statement in zip(sids, self.read_statements())] if principals else []
-        if others + ours == policy["Statement"]:
+                for sid, statement in zip(self.statement_ids(), self.read_statements())] if principals else []
+        return {**policy, "Statement": others + ours + (self.access_points.delegation() if delegate else [])}
+
+    def _fits(self, policy: dict, principals: set[str]) -> bool:
+        """Whether the bucket policy can name ``principals`` and still have room to delegate."""
+        return policy_bytes(self._policy_with(policy, principals, delegate=True)) <= BUCKET_POLICY_LIMIT
+
+    def _put_bucket_policy(self, policy: dict, document: dict) -> None:
+        """Write ``document`` as the bucket policy (unless it is ``policy``, already there)."""
+        if document["Statement"] == policy["Statement"]:
             return
-        document = {**policy, "Statement": others + ours}
-        text = json.dumps(document, separators=(",", ":"))
-        if len(text.encode()) > BUCKET_POLICY_LIMIT:
+        if policy_bytes(document) > BUCKET_POLICY_LIMIT:  # only others' statements can make it so
             raise GrantRefused(self.uri, (
-                f"the bucket policy would be {len(text.encode())} bytes, over S3's {BUCKET_POLICY_LIMIT}: "
-                "grant more participants via iam-user-policy, or give the challenge a bucket of its own"))
+                f"the bucket policy would be {policy_bytes(document)} bytes, over S3's {BUCKET_POLICY_LIMIT}: "
+                "its other statements leave no room: give the challenge a bucket of its own"))
         with self._errors("write the bucket policy"):
             if document["Statement"]:
-                self.client.put_bucket_policy(Bucket=self.bucket, Policy=text, **self._owner())
+                self.client.put_bucket_policy(Bucket=self.bucket, Policy=json.dumps(document, separators=(",", ":")),
+                                              **self._owner())
             else:  # S3 refuses a policy without statements
                 self.client.delete_bucket_policy(Bucket=self.bucket, **self._owner())
 
@@ -342,17 +354,34 @@ class S3Bucket(BucketPrefix):
     def _principal_of(identity: str) -> str:
         return f"arn:aws:iam::{identity}:root" if identity.isdigit() else identity
 
+    @cached_property
+    def access_points(self) -> AccessPoints:
+        return AccessPoints(self)
+
     def _grant_bucket_policy(self, identity: str) -> GrantResult:
+        """Name the principal in the bucket policy while it has room, else in an access point."""
         principal = self._principal_of(identity)
         policy = self.bucket_policy()
-        self._set_principals(policy, self.granted_principals(policy) | {principal})
-        return GrantResult(f"read access to {self.uri} for {principal} via the bucket policy "
-                           f"(statements {', '.join(self.statement_ids())})")
+        granted, delegated = self.granted_principals(policy), self._delegates(policy)
+        points = self.access_points.listed() if delegated else []
+        held = next((point for point in points if principal in point.principals), None)
+        if held is None and (principal in granted or self._fits(policy, granted | {principal})):
+            self._put_bucket_policy(policy, self._policy_with(policy, granted | {principal}, delegated))
+            return GrantResult(f"read access to {self.uri} for {principal} via the bucket policy "
+                               f"(statements {', '.join(self.statement_ids())})")
+        if not delegated:  # the first one the bucket policy has no room for
+            self._put_bucket_policy(policy, self._policy_with(policy, granted, delegate=True))
+        point = self.access_points.add(principal, points)
+        return GrantResult(f"read access to {self.uri} for {principal} via access point {point.name} "
+                           f"({point.arn}): read at {point.reads_at(self.prefix)}", access=point.reads_at(self.prefix))
 
     def _revoke_bucket_policy(self, identity: str) -> None:
+        principal = self._principal_of(identity)
         policy = self.bucket_policy()
-        self._set_principals(policy, self.granted_principals(policy) - {self._principal_of(identity)},
-                             drop=self.legacy_statement_ids(identity))
+        delegated = self._delegates(policy)
+        left = self.access_points.remove(principal, self.access_points.listed()) if delegated else []
+        self._put_bucket_policy(policy, self._policy_with(policy, self.granted_principals(policy) - {principal},
+                                                          bool(left), drop=self.legacy_statement_ids(identity)))
 
     # IAM user policy
 
