@@ -20,7 +20,7 @@ from ppipe.challenge.durations import parse_time
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.challenge.spec import Challenge, Grant
 from ppipe.delivery.challenges import (
-    check_release_index, create, delete, ensure_registered, existing_ledger, load, open_ledger,
+    check_release_index, create, ensure_registered, existing_ledger, load, open_ledger,
 )
 from ppipe.errors import NotFoundError, SpecError
 from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord, by_release
@@ -175,6 +175,19 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
 
     with server.connect():
         return deployments.deploy(challenge, work_pool=work_pool, ledger=ledger)
+
+
+def delete(name: str, *, ledger: Ledger | None = None, keep_access: bool = False) -> list[str]:
+    """Revoke the challenge's grants and delete it from the ledger (see
+    :func:`ppipe.delivery.challenges.delete`), then its Prefect deployments (dispatch and
+    health checks) when a Prefect server answers: none is started just to delete. Returns the
+    access left in place, one line each."""
+    from ppipe.delivery.challenges import delete as forget
+    from ppipe.orchestration import deploy as deployments
+
+    left = forget(name, ledger=ledger, keep_access=keep_access)
+    deployments.remove_if_reachable(name)
+    return left
 
 
 def write_prefect_yaml(path: Path | None = None) -> Path:

@@ -5,7 +5,8 @@
 - a prediction round: when ``predict_k`` goes out, its rows go to every endpoint too;
 - scoring: once release k's labels are delivered (with it, or later with late labels), each
   endpoint's answer to ``predict_k`` is scored with the challenge's metric, like a submitted prediction;
-- health checks: rows of the newest release, every ``health_every`` (checked each dispatch run).
+- health checks: rows of the newest release, every ``health_every``: a deployment of their own on that
+  interval (``ppipe.orchestration.health``), and each dispatch run when one is overdue.
 """
 
 from __future__ import annotations
@@ -92,13 +93,19 @@ def score_due(ledger: Ledger, challenge: str) -> dict[str, dict[str, float | Non
 
 
 def health_if_due(ledger: Ledger, challenge: str, *, now: datetime | None = None, force: bool = False,
-                  **options: Any) -> list[tuple[str, Any]]:
-    """A health check of every endpoint when the last one is ``health_every`` old (or ``force``)."""
+                  early: float = 0.0, **options: Any) -> list[tuple[str, Any]]:
+    """A health check of every endpoint when the last one is ``health_every`` old (or ``force``).
+
+    ``early``: the share of ``health_every`` a check may come early. The health deployment's
+    runs start a few seconds apart from their interval, so they pass 0.5: each scheduled run
+    checks, while late runs piled up behind a stopped worker do not check again and again.
+    """
     spec = ledger.challenge(challenge)
     if spec.requests is None or spec.requests.endpoint is None:
         return []
     last = store.last_call(ledger, challenge, "health")
-    if not force and last is not None and (now or utcnow()) - last < spec.requests.endpoint.health_every:
+    due_after = spec.requests.endpoint.health_every * (1 - early)
+    if not force and last is not None and (now or utcnow()) - last < due_after:
         return []
     return engine.health_check(ledger, challenge, sample(ledger, spec), spec.requests.endpoint,
                                label=spec.requests.prediction.label, **options)

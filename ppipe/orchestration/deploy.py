@@ -1,4 +1,5 @@
-"""Challenges as Prefect deployments: one deployment of the dispatch flow per challenge.
+"""Challenges as Prefect deployments: one deployment of the dispatch flow per challenge, and
+one of the endpoint health-check flow per challenge that takes live endpoints.
 
 The schedule's run times are exactly the release times: an RRule with DTSTART = the first
 release (UTC), FREQ=SECONDLY;INTERVAL=<every in seconds> (any interval) and COUNT = the
@@ -7,6 +8,11 @@ flow delivers every overdue release at its next run, so nothing is lost.
 
 The same deployments come from ``ppipe deploy NAME`` and from ``prefect deploy --all`` with
 the ``prefect.yaml`` generated here (``ppipe deploy --write-prefect-yaml``).
+
+A challenge with ``requests.endpoint`` also gets ``check-endpoints/<name>``: an interval
+schedule of ``health_every`` anchored at the first release, on the same work pool, so health
+checks keep their own pace whatever the release schedule. Pause, resume, cancel and delete
+act on both deployments; a finished challenge pauses both.
 """
 
 from __future__ import annotations
@@ -30,6 +36,8 @@ ENTRYPOINT = "flows/dispatch.py:dispatch_challenge"
 #: What ``ppipe deploy`` publishes: the flow by module path, imported from the installed
 #: package on whichever machine runs it (no storage, no pull step, no local folder).
 MODULE_ENTRYPOINT = "flows.dispatch:dispatch_challenge"
+HEALTH_FLOW_NAME = "check-endpoints"
+HEALTH_MODULE_ENTRYPOINT = "flows.health:check_endpoints"
 #: Prefect refuses longer rrule strings; ours are about 60 characters.
 MAX_RRULE_LENGTH = 6500
 
@@ -45,6 +53,16 @@ def project_root() -> Path:
 def deployment_name(challenge: str) -> str:
     """``<flow name>/<deployment name>``, as Prefect reads a deployment by name."""
     return f"{FLOW_NAME}/{challenge}"
+
+
+def health_deployment_name(challenge: str) -> str:
+    """The challenge's health-check deployment, as Prefect reads it by name."""
+    return f"{HEALTH_FLOW_NAME}/{challenge}"
+
+
+def deployment_names(challenge: str) -> list[str]:
+    """Every deployment a challenge may have: dispatch first, then health checks."""
+    return [deployment_name(challenge), health_deployment_name(challenge)]
 
 
 def rrule(challenge: Challenge) -> str:
@@ -77,6 +95,24 @@ def deployment_config(challenge: Challenge, work_pool: str | None = None) -> dic
     }
 
 
+def health_config(challenge: Challenge, work_pool: str | None = None) -> dict | None:
+    """The health-check deployment as a prefect.yaml entry; None when the challenge takes no endpoints."""
+    endpoint = challenge.requests.endpoint if challenge.requests is not None else None
+    if endpoint is None:
+        return None
+    return {
+        "name": challenge.name,
+        "description": f"Health checks of the live endpoints of {challenge.name}, every "
+                       f"{endpoint.health_every.total_seconds():g}s.",
+        "entrypoint": HEALTH_MODULE_ENTRYPOINT,
+        "parameters": {"challenge": challenge.name},
+        "tags": ["ppipe"],
+        "work_pool": {"name": work_pool or settings.work_pool(), "job_variables": {"env": heartbeat_env()}},
+        "schedules": [{"interval": endpoint.health_every.total_seconds(), "timezone": "UTC", "active": True,
+                       "anchor_date": challenge.schedule.start.astimezone(timezone.utc).isoformat()}],
+    }
+
+
 # --- publishing ----------------------------------------------------------------------------
 
 
@@ -88,12 +124,10 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
     the per-provider concurrency limits and the zombie-run automations, and names the flow
     by module path, so a worker anywhere with ppipe installed runs it. Flow runs get
     Prefect heartbeats every ``PPIPE_HEARTBEAT`` seconds (a job variable). A paused,
-    cancelled or finished challenge gets a paused schedule.
+    cancelled or finished challenge gets a paused schedule. A challenge with live endpoints
+    also gets its health-check deployment (see the module's docstring).
     """
-    from prefect.deployments.runner import RunnerDeployment
-    from prefect.flows import load_flow_from_entrypoint
-    from prefect.schedules import RRule
-    from prefect.types.entrypoint import EntrypointType
+    from prefect.schedules import Interval, RRule
 
     from ppipe.orchestration.automations import ensure_automations
     from ppipe.orchestration.limits import ensure_limits
@@ -109,15 +143,30 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
     config = deployment_config(registered.challenge(), pool)
     active = registered.state == "active"
     _prepare_server(ensure_limits, ensure_automations)
-    # The flow as a worker loads it: from the installed package, by module path.
-    dispatch_challenge = load_flow_from_entrypoint(MODULE_ENTRYPOINT, use_placeholder_flow=False)
+    deployment_id = _apply(config, RRule(config["schedules"][0]["rrule"], timezone="UTC", active=active), active)
+    health = health_config(registered.challenge(), pool)
+    if health is not None:
+        every = health["schedules"][0]
+        _apply(health, Interval(timedelta(seconds=every["interval"]), anchor_date=challenge.schedule.start,
+                                timezone="UTC", active=active), active)
+    return deployment_id
+
+
+def _apply(config: dict, schedule, active: bool) -> UUID:
+    """Publish one prefect.yaml-style entry with ``schedule``; returns the deployment id.
+    The flow is loaded as a worker loads it: from the installed package, by module path."""
+    from prefect.deployments.runner import RunnerDeployment
+    from prefect.flows import load_flow_from_entrypoint
+    from prefect.types.entrypoint import EntrypointType
+
+    entrypoint = config["entrypoint"]
     deployment = RunnerDeployment.from_flow(
-        dispatch_challenge, name=challenge.name, description=config["description"],
-        parameters=config["parameters"], tags=config["tags"], work_pool_name=pool, paused=not active,
-        schedules=[RRule(config["schedules"][0]["rrule"], timezone="UTC", active=active)],
+        load_flow_from_entrypoint(entrypoint, use_placeholder_flow=False), name=config["name"],
+        description=config["description"], parameters=config["parameters"], tags=config["tags"],
+        work_pool_name=config["work_pool"]["name"], paused=not active, schedules=[schedule],
         job_variables=config["work_pool"]["job_variables"], entrypoint_type=EntrypointType.MODULE_PATH,
     )
-    deployment.entrypoint = MODULE_ENTRYPOINT
+    deployment.entrypoint = entrypoint
     return deployment.apply()
 
 
@@ -163,22 +212,55 @@ def ensure_work_pool(name: str) -> str:
 
 
 def set_schedule_active(challenge: str, active: bool) -> bool:
-    """Pause or resume the deployment and its schedules; False when the challenge has no deployment."""
+    """Pause or resume the challenge's deployments (dispatch and health checks) and their
+    schedules; False when the challenge has no deployment."""
     from prefect.client.orchestration import get_client
-    from prefect.exceptions import ObjectNotFound
 
     with get_client(sync_client=True) as client:
+        found = _existing(client, challenge)
+        for deployment in found.values():
+            for schedule in client.read_deployment_schedules(deployment.id):
+                client.update_deployment_schedule(deployment.id, schedule.id, active=active)
+            if active:
+                client.resume_deployment(deployment.id)
+            else:
+                client.pause_deployment(deployment.id)
+    return bool(found)
+
+
+def remove(challenge: str) -> list[str]:
+    """Delete the challenge's deployments (their past runs stay in Prefect); returns their names."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        found = _existing(client, challenge)
+        for deployment in found.values():
+            client.delete_deployment(deployment.id)
+    return list(found)
+
+
+def remove_if_reachable(challenge: str) -> list[str]:
+    """:func:`remove` when a Prefect server answers (PREFECT_API_URL, else the local one); a
+    server is not started for this: without one, the health runs find no challenge and do nothing."""
+    from ppipe.orchestration import server
+
+    if server.answering() is None:
+        return []
+    with server.connect():
+        return remove(challenge)
+
+
+def _existing(client, challenge: str) -> dict:
+    """The challenge's deployments on the server, by ``flow/deployment`` name."""
+    from prefect.exceptions import ObjectNotFound
+
+    found = {}
+    for name in deployment_names(challenge):
         try:
-            deployment = client.read_deployment_by_name(deployment_name(challenge))
+            found[name] = client.read_deployment_by_name(name)
         except ObjectNotFound:
-            return False
-        for schedule in client.read_deployment_schedules(deployment.id):
-            client.update_deployment_schedule(deployment.id, schedule.id, active=active)
-        if active:
-            client.resume_deployment(deployment.id)
-        else:
-            client.pause_deployment(deployment.id)
-    return True
+            continue
+    return found
 
 
 # --- pause, resume, cancel: ledger and schedule together -----------------------------------
@@ -223,7 +305,9 @@ def prefect_yaml_text(deployments_dir: Path | None = None, work_pool: str | None
         "build": None,
         "push": None,
         "pull": [],  # the flow is imported from the installed package: nothing to pull
-        "deployments": [deployment_config(challenge, work_pool) for challenge in challenges],
+        "deployments": [config for challenge in challenges
+                        for config in (deployment_config(challenge, work_pool), health_config(challenge, work_pool))
+                        if config is not None],
     }
     return PREFECT_YAML_HEADER + yaml.dump(document, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=120)
 

@@ -272,7 +272,6 @@ def participant_side(ledger: Ledger, spec: Challenge, report: delivery.Report) -
     What fails is added to the run's problems (the run then ends Failed, naming it)."""
     if spec.requests is None:
         return
-    from ppipe.participants import leaderboard
     from ppipe.participants.requests import unannounced
 
     logger = get_run_logger()
@@ -287,12 +286,20 @@ def participant_side(ledger: Ledger, spec: Challenge, report: delivery.Report) -
                     logger.info("%s", line)
         logger.info("%s", judge_round(ledger, spec.name))
         if spec.requests.endpoint is not None:
-            from ppipe.endpoints.http import install
-
-            install()  # the leaderboard's endpoint columns
             logger.info("%s", endpoint_checks(ledger, spec.name))
-        board = leaderboard.build(ledger, spec.name)
-        create_table_artifact(key=f"ppipe-{spec.name}-leaderboard", table=board.rows or [{"participant": "(none yet)"}],
-                              description=f"Leaderboard of {spec.name}: " + ", ".join(c.title for c in board.columns))
+        publish_leaderboard(ledger, spec)
     except Exception as exc:  # noqa: BLE001 - reported as the run's failure, in one line
         report.problems.append(f"participants: {delivery.error_text(exc)}")
+
+
+def publish_leaderboard(ledger: Ledger, spec: Challenge) -> None:
+    """The leaderboard as a table artifact (with the endpoint columns when the challenge takes endpoints)."""
+    from ppipe.participants import leaderboard
+
+    if spec.requests is not None and spec.requests.endpoint is not None:
+        from ppipe.endpoints.http import install
+
+        install()  # the leaderboard's endpoint columns
+    board = leaderboard.build(ledger, spec.name)
+    create_table_artifact(key=f"ppipe-{spec.name}-leaderboard", table=board.rows or [{"participant": "(none yet)"}],
+                          description=f"Leaderboard of {spec.name}: " + ", ".join(c.title for c in board.columns))

@@ -172,6 +172,12 @@ def stop(at_port: int | None = None, *, timeout: float = 20.0) -> bool:
     return True
 
 
+def answering() -> str | None:
+    """The API URL in use when it answers (``PREFECT_API_URL``, else the local server), without starting one."""
+    url = os.environ.get("PREFECT_API_URL", "").strip() or api_url()
+    return url if healthy(url) else None
+
+
 def ensure_api(on_start: Callable[[str], None] | None = None) -> str:
     """``PREFECT_API_URL`` if set (and answering), else the local server's URL (starting it if
     needed, and then telling ``on_start`` where it runs and how to stop it)."""
