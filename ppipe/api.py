@@ -183,10 +183,12 @@ def delete(name: str, *, ledger: Ledger | None = None, keep_access: bool = False
     health checks) when a Prefect server answers: none is started just to delete. Returns the
     access left in place, one line each."""
     from ppipe.delivery.challenges import delete as forget
-    from ppipe.orchestration import deploy as deployments
+    from ppipe.orchestration import deploy as deployments, server
 
     left = forget(name, ledger=ledger, keep_access=keep_access)
-    deployments.remove_if_reachable(name)
+    if server.answering() is not None:  # without a server, its health runs find no challenge: they do nothing
+        with server.connect():
+            deployments.remove(name)
     return left
 
 

@@ -239,17 +239,6 @@ def remove(challenge: str) -> list[str]:
     return list(found)
 
 
-def remove_if_reachable(challenge: str) -> list[str]:
-    """:func:`remove` when a Prefect server answers (PREFECT_API_URL, else the local one); a
-    server is not started for this: without one, the health runs find no challenge and do nothing."""
-    from ppipe.orchestration import server
-
-    if server.answering() is None:
-        return []
-    with server.connect():
-        return remove(challenge)
-
-
 def _existing(client, challenge: str) -> dict:
     """The challenge's deployments on the server, by ``flow/deployment`` name."""
     from prefect.exceptions import ObjectNotFound
