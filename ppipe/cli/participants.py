@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Annotated, Optional
 
 import typer
+from rich import box
 from rich.table import Table
 
 from ppipe.cli.common import JsonFlag, Name, command, console, group, lazy_module, print_json, say
@@ -104,12 +105,15 @@ def judge(challenge: Name, json_output: JsonFlag = False) -> None:
 
 
 def print_board(board) -> None:
-    """The leaderboard as a table that fits 80 columns."""
+    """The leaderboard as a table that fits 80 columns, even with the endpoint columns: no
+    side borders, titles wrapped onto two lines, three decimals for a score, one for a number."""
     metric = f" ({board.metric})" if board.metric else ""
-    table = Table(title=f"{board.challenge} leaderboard{metric}")
+    table = Table(title=f"{board.challenge} leaderboard{metric}", box=box.SIMPLE_HEAD, show_edge=False,
+                  pad_edge=False, padding=(0, 1), collapse_padding=True)
     for column in board.columns:
-        table.add_column(column.narrow_title, justify="left" if column.kind == "text" else "right",
-                         no_wrap=column.kind == "text")
+        text = column.kind == "text"  # a long name folds; figures never do
+        table.add_column(column.narrow_title.replace(" ", "\n"), justify="left" if text else "right",
+                         no_wrap=not text, overflow="fold")
     for row in board.rows:
         table.add_row(*[_cell(column, row.get(column.key)) for column in board.columns])
     console.print(table)
@@ -120,7 +124,9 @@ def _cell(column, value) -> str:
         return "-"
     if column.kind == "rate":
         return f"{100 * value:.0f}%"
-    return f"{value:.4f}" if isinstance(value, float) else str(value)
+    if isinstance(value, float):
+        return f"{value:.3f}" if column.kind == "score" else f"{value:.1f}"
+    return str(value)
 
 
 @command(app, "api")

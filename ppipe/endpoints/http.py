@@ -32,9 +32,9 @@ router = APIRouter(prefix="/v1", tags=["endpoint"])
 
 COLUMNS = [
     (leaderboard.Column("uptime", "uptime", "rate"), "uptime"),
-    (leaderboard.Column("p50_ms", "p50 ms", "number", higher_is_better=False), "p50_ms"),
-    (leaderboard.Column("p95_ms", "p95 ms", "number", higher_is_better=False), "p95_ms"),
-    (leaderboard.Column("endpoint_score", "endpoint score", "score"), "endpoint_score"),
+    (leaderboard.Column("p50_ms", "p50 ms", "number", higher_is_better=False, short="p50 ms"), "p50_ms"),
+    (leaderboard.Column("p95_ms", "p95 ms", "number", higher_is_better=False, short="p95 ms"), "p95_ms"),
+    (leaderboard.Column("endpoint_score", "endpoint score", "score", short="endpt score"), "endpoint_score"),
 ]
 
 

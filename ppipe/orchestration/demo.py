@@ -1,7 +1,10 @@
 """The demo: the example challenge on a compressed schedule, delivered by a real Prefect worker.
 
 Starts (or reuses) the local Prefect server, replaces an older demo challenge, deploys it,
-runs a process worker until the last release is delivered, and reports what happened.
+runs a process worker until the last release is delivered, and reports what happened. Three
+simulated participants answer through the participants' API meanwhile; one of them also
+serves its own model on loopback, which ppipe calls (health checks on the health deployment's
+interval, and each prediction round), so the leaderboard shows uptime and latency.
 """
 
 from __future__ import annotations
@@ -21,13 +24,17 @@ from ppipe.data.manifest import MANIFEST
 from ppipe.delivery import challenges
 from ppipe.ledger import Ledger
 from ppipe.orchestration import deploy, server
+from ppipe.endpoints.http import install
 from ppipe.participants import leaderboard, roster
+from ppipe.participants.model_service import hosting
 from ppipe.participants.http.serve import serving
 from ppipe.participants.rounds import judge
 from ppipe.participants.simulated import SimulatedParticipant, run_in_background
 
 DEMO_NAME = "sensors-demo"
 RELEASES, EVERY = 6, 20  # apart enough that each release's run ends before the next is due
+#: Seconds between the health deployment's checks: a few during the demo, without crowding the worker.
+HEALTH_EVERY = 30
 
 #: ``progress(delivered indexes, whether some failed)``: called about once a second while the demo waits.
 Progress = Callable[[list[int], bool], None]
@@ -64,7 +71,11 @@ def demo_challenge(out: Path, *, start: datetime, releases: int = RELEASES, ever
         delivery={"retries": 2, "retry_delay": "1s", "timeout": "2m"},
         output={**spec.get("output", {}), "row_id": True},
         requests={"validation": {"rows": 10, "deadline": f"{3 * every}s", "attempts": 3},
-                  "prediction": {"label": "label", "metric": "accuracy"}},
+                  "prediction": {"label": "label", "metric": "accuracy"},
+                  # The hosted participant's model service runs on this machine's loopback (a local,
+                  # classroom demo): plain http to 127.0.0.1 must be allowed, which no real challenge should.
+                  "endpoint": {"health_every": f"{HEALTH_EVERY}s", "timeout": "2s", "rows": 50,
+                               "allow_http": True, "allow_private": True}},
     )
     return parse_challenge(spec, file="demo")
 
@@ -84,17 +95,20 @@ def run_demo(out: Path, *, timeout: float = 240, announce: Callable[[str], None]
         record = challenges.create(challenge, ledger=ledger)
         announce(f"created {DEMO_NAME}: {record.n_rows} rows in {RELEASES} releases, the first at "
                  f"{start.isoformat()}, then every {EVERY}s -> {out / DEMO_NAME}")
-        people = _participants(ledger, out / DEMO_NAME, announce)
         deployment_id = deploy.deploy(challenge, ledger=ledger)
-        announce(f"deployed {deploy.deployment_name(DEMO_NAME)}; starting a worker on pool {settings.work_pool()}")
-        with serving(ledger, port=_api_port()) as api_url:
+        announce(f"deployed {' and '.join(deploy.deployment_names(DEMO_NAME))}; starting a worker on pool "
+                 f"{settings.work_pool()}")
+        install()  # PUT /v1/endpoint, and the endpoint columns of the leaderboard
+        with hosting() as model_url, serving(ledger, port=_api_port()) as api_url:
+            people = _participants(ledger, out / DEMO_NAME, model_url, announce)
             announce(f"participants' API on {api_url}; {', '.join(p.name for p in people)} poll it and answer")
             stop = run_in_background(api_url, people)
             worker = server.start_worker(settings.work_pool(), cwd=deploy.project_root(),
                                          log=settings.home() / "demo-worker.log")
             try:
                 finished = _follow(ledger, timeout, progress)
-                deploy.wait_settled(deployment_id, timeout=60)  # let the last runs end before the worker stops
+                for deployment in deploy.deployment_ids(DEMO_NAME):  # the last runs end before the worker stops
+                    deploy.wait_settled(deployment, timeout=60)
                 time.sleep(2)  # the participants' last poll answers the last release's requests
             finally:
                 stop.set()
@@ -106,13 +120,17 @@ def run_demo(out: Path, *, timeout: float = 240, announce: Callable[[str], None]
     return result
 
 
-def _participants(ledger: Ledger, folder: Path, announce: Callable[[str], None]) -> list[SimulatedParticipant]:
-    """Two simulated participants registered through the participant side: one careful, one sloppy."""
+def _participants(ledger: Ledger, folder: Path, model_url: str,
+                  announce: Callable[[str], None]) -> list[SimulatedParticipant]:
+    """Three simulated participants registered through the participant side: one careful, one
+    sloppy, and one careful that also hosts its own prediction service at ``model_url``."""
     people = []
-    for name in ("careful", "sloppy"):
+    for name, style, endpoint in (("careful", "careful", None), ("sloppy", "sloppy", None),
+                                  ("hosted", "careful", model_url)):
         added = roster.add(ledger, DEMO_NAME, name)
-        people.append(SimulatedParticipant(name, added.token, folder, name))
-    announce(f"participants added: {', '.join(p.name for p in people)} (each with an API token)")
+        people.append(SimulatedParticipant(name, added.token, folder, style, endpoint=endpoint))
+    announce(f"participants added: {', '.join(p.name for p in people)} (each with an API token); "
+             f"hosted serves its model at {model_url} and registers it with PUT /v1/endpoint")
     return people
 
 

@@ -239,6 +239,14 @@ def remove(challenge: str) -> list[str]:
     return list(found)
 
 
+def deployment_ids(challenge: str) -> list[UUID]:
+    """The ids of the challenge's deployments on the server (dispatch first)."""
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        return [deployment.id for deployment in _existing(client, challenge).values()]
+
+
 def _existing(client, challenge: str) -> dict:
     """The challenge's deployments on the server, by ``flow/deployment`` name."""
     from prefect.exceptions import ObjectNotFound

@@ -5,7 +5,10 @@ releases from a local folder, as a participant's pipeline would.
   anomalies from the vibration column (readings far above the usual level; elsewhere the most
   common label);
 - ``sloppy``: ingests numbers rounded to whole units, answers every other request, and always
-  predicts the majority class.
+  predicts the majority class;
+- a participant with an ``endpoint`` (the demo's ``hosted``, careful otherwise) also registers its
+  own prediction service (:mod:`ppipe.participants.model_service`) with ``PUT /v1/endpoint`` at
+  its first poll, so ppipe calls it for health checks and prediction rounds.
 """
 
 from __future__ import annotations
@@ -27,13 +30,19 @@ class SimulatedParticipant:
     token: str
     folder: Path  # where the challenge's releases arrive (a local destination's folder)
     style: str  # careful | sloppy
+    endpoint: str | None = None  # URL of its own prediction service, registered at the first poll
+    registered: dict | None = None  # ppipe's answer to the registration (its probe; the signing secret)
     answered: int = 0
     seen: set[str] = field(default_factory=set)
     cursor: int = 0
 
     def step(self, http: httpx.Client) -> None:
-        """Read the feed from the cursor, then answer the open requests not seen yet."""
+        """Register the endpoint (once), read the feed from the cursor, then answer the open requests not seen yet."""
         headers = {"Authorization": f"Bearer {self.token}"}
+        if self.endpoint and self.registered is None:
+            answer = http.put("/v1/endpoint", json={"url": self.endpoint, "protocol": "ppipe"}, headers=headers)
+            answer.raise_for_status()  # not registered: the next poll tries again
+            self.registered = answer.json()
         page = http.get("/v1/feed", params={"after": self.cursor}, headers=headers).json()
         self.cursor = page["next_after"]
         for request in http.get("/v1/requests", headers=headers).json():
@@ -55,7 +64,7 @@ class SimulatedParticipant:
         if features is None:
             return None
         if self.style == "careful" and "vibration" in features.columns:
-            guess = (pl.col("vibration") > 0.5).cast(pl.Int64)  # anomalies shake: the example's label
+            guess = shaking()
         elif self.style == "careful":
             guess = pl.lit(self._ingested()["label"].mode().sort()[0])  # elsewhere: the most common label
         else:
@@ -76,6 +85,11 @@ class SimulatedParticipant:
             return None
         data = path.read_bytes()
         return pl.read_parquet(io.BytesIO(data)) if name.endswith(".parquet") else pl.read_csv(io.BytesIO(data))
+
+
+def shaking() -> pl.Expr:
+    """The careful model: anomalies shake (the example's label is vibration above 0.5)."""
+    return (pl.col("vibration") > 0.5).cast(pl.Int64)
 
 
 def run_in_background(base_url: str, participants: list[SimulatedParticipant], every: float = 1.0) -> threading.Event:

@@ -20,15 +20,7 @@ import sys
 import uvicorn
 
 from ppipe.endpoints import signing
-
-
-async def read_body(receive) -> bytes:
-    chunks, more = [], True
-    while more:
-        message = await receive()
-        chunks.append(message.get("body", b""))
-        more = message.get("more_body", False)
-    return b"".join(chunks)
+from ppipe.participants.model_service import read_body
 
 
 async def send_json(send, document, status: int = 200, headers: list | None = None) -> None:
