@@ -281,6 +281,10 @@ class Ledger:
 
     def __init__(self, url: str | None = None, engine: Engine | None = None, *, create: bool = True):
         self.engine = engine or make_engine(url, create=create)
+        # For reads of one or two statements polled over HTTP (the participant API): in
+        # autocommit, so PostgreSQL sees the statements only, no BEGIN and ROLLBACK around
+        # them (half the round trips of a checkout). The same pool; never for writes.
+        self.reads = self.engine.execution_options(isolation_level="AUTOCOMMIT")
 
     def session(self) -> Session:
         return Session(self.engine, expire_on_commit=False)

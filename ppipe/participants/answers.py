@@ -33,7 +33,7 @@ _BY_ID = sa_select(_TABLE).where(_TABLE.c.id == bindparam("id"), _TABLE.c.partic
 def find(ledger: Ledger, who: Who, request_id: str):
     """The participant's own request (a row of the requests table); another participant's is
     "not found", exactly like a missing one."""
-    with ledger.engine.connect() as connection:
+    with ledger.reads.connect() as connection:
         request = connection.execute(_BY_ID, {"id": request_id, "participant": who.participant_id}).first() \
             if len(request_id) <= 32 else None
     if request is None:

@@ -162,7 +162,7 @@ def authenticate(ledger: Ledger, token: str | None) -> Who | None:
     if not token or not tokens.looks_like_token(token):
         return None
     digest = tokens.token_hash(token)
-    with ledger.engine.connect() as connection:  # a plain connection: this runs on every API call
+    with ledger.reads.connect() as connection:  # a plain connection: this runs on every API call
         row = connection.execute(_BY_TOKEN, {"digest": digest}).first()
     if row is None or row[3] != "active" or not tokens.matches(token, row[2]):
         return None

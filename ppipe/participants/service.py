@@ -76,7 +76,7 @@ def read_feed(who: Who, *, after: int = 0, limit: int = 100, ledger: Ledger | No
         raise SpecError("limit", f"must be between 1 and {feed.MAX_LIMIT}")
     if after < 0:
         raise SpecError("after", "must be 0 or more")
-    with _ledger(ledger).engine.connect() as connection:
+    with _ledger(ledger).reads.connect() as connection:
         return feed.read(connection, who.challenge_id, who.participant_id, after=after, limit=limit)
 
 
@@ -86,7 +86,7 @@ def list_requests(who: Who, *, status: str = "open", ledger: Ledger | None = Non
     if status not in ("open", "all"):
         raise SpecError("status", "must be open or all")
     parameters = {"participant": who.participant_id, "now": now or utcnow()}
-    with _ledger(ledger).engine.connect() as connection:  # plain rows and prepared statements: participants poll this
+    with _ledger(ledger).reads.connect() as connection:  # plain rows and prepared statements: participants poll this
         requests = connection.execute(_OPEN if status == "open" else _ALL, parameters).all()
         latest = {row.request_id: row for row in connection.execute(_JUDGEMENTS, parameters)} if requests else {}
     return [view(r, latest.get(r.id)) for r in requests]
@@ -105,7 +105,7 @@ def get_request(who: Who, request_id: str, *, ledger: Ledger | None = None) -> d
     """One of the participant's requests; NotFoundError for anyone else's, as for a missing one."""
     ledger = _ledger(ledger)
     request = answers.find(ledger, who, request_id)
-    with ledger.engine.connect() as connection:
+    with ledger.reads.connect() as connection:
         latest = _latest_judgements(connection, [request.id])
     return view(request, latest.get(request.id))
 
