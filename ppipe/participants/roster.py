@@ -157,6 +157,20 @@ _BY_TOKEN = (
 )
 
 
+def storage(ledger: Ledger, who: Who) -> list[dict]:
+    """Where ``who`` reads: one entry per destination an identity of theirs is granted on, with
+    the place to read at (the destination itself, or e.g. the S3 access point it was put in)."""
+    with ledger.session() as session:
+        identities = session.exec(select(ParticipantRecord.identities).where(
+            ParticipantRecord.id == who.participant_id)).first() or []
+    keys = {Grant(**spec).key for spec in identities}
+    granted = [row for row in ledger.grants(who.challenge) if row.key in keys]
+    applications = ledger.applications(who.challenge) if granted else {}
+    return [{"service": row.service, "destination": place.destination, "read_at": place.access or place.destination}
+            for row in granted for place in applications.get(row.id, [])
+            if place.state == "active" and place.version == row.version]
+
+
 def authenticate(ledger: Ledger, token: str | None) -> Who | None:
     """The active participant holding ``token``, or None (missing, wrong, rotated away or revoked)."""
     if not token or not tokens.looks_like_token(token):

@@ -67,8 +67,10 @@ def authenticate(token: str | None, *, ledger: Ledger | None = None) -> Who | No
     return roster.authenticate(_ledger(ledger), token)
 
 
-def me(who: Who) -> dict:
-    return {"participant": who.participant, "challenge": who.challenge}
+def me(who: Who, *, ledger: Ledger | None = None) -> dict:
+    """Who the token is, and where they read the challenge's files (``storage``)."""
+    return {"participant": who.participant, "challenge": who.challenge,
+            "storage": roster.storage(_ledger(ledger), who)}
 
 
 def read_feed(who: Who, *, after: int = 0, limit: int = 100, ledger: Ledger | None = None) -> feed.Page:

@@ -172,6 +172,20 @@ def test_a_full_bucket_policy_sends_grants_to_an_access_point_and_revokes_clean_
     assert all(g.to_json()["destinations"][0]["state"] == "revoked" for g in api.grant_status("alpha"))
 
 
+def test_a_participant_learns_the_access_point_to_read_through(place):
+    from ppipe.participants import service
+
+    challenge, destination, s3, control = place
+    fill_with_someone_elses(destination, s3, room=delegation_room(destination) + 100)
+    zoe = service.add("alpha", "zoe", s3=account(9))
+
+    [point] = stored_points(control, destination.bucket).values()
+    assert service.me(service.authenticate(zoe.token))["storage"] == [
+        {"service": "s3", "destination": destination.uri, "read_at": f"s3://{point['alias']}/alpha"}]
+    service.revoke("alpha", "zoe")
+    assert stored_points(control, destination.bucket) == {}
+
+
 def test_concurrent_grants_into_access_points_are_all_kept(place):
     challenge, destination, s3, control = place
     fill_with_someone_elses(destination, s3, room=delegation_room(destination) + 100)

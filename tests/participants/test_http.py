@@ -31,7 +31,7 @@ def started(api, tmp_path):
 
 def test_me_and_feed(started):
     challenge, _, alice, _ = started
-    assert alice.get("/v1/me").json() == {"participant": "alice", "challenge": challenge.name}
+    assert alice.get("/v1/me").json() == {"participant": "alice", "challenge": challenge.name, "storage": []}
     page = alice.get("/v1/feed").json()
     kinds = [e["kind"] for e in page["events"]]
     assert kinds[0] == "release" and kinds.count("request") == 2 and page["has_more"] is False

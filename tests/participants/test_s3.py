@@ -40,6 +40,8 @@ def test_participant_reads_from_s3_with_their_granted_identity(api, auth_server,
     assert "label" not in features.columns and manifest["predictions"][0]["file"] == "predict_1.parquet"
 
     with client(base, added.token) as http:
+        assert http.get("/v1/me").json()["storage"] == [
+            {"service": "s3", "destination": f"s3://{bucket}/{challenge.name}", "read_at": f"s3://{bucket}/{challenge.name}"}]
         requests = http.get("/v1/requests").json()
         validation = next(r for r in requests if r["kind"] == "validation")
         rows = release.filter(pl.col("row_id").is_in(validation["row_ids"]))

@@ -46,8 +46,8 @@ def json_response(document) -> Response:
 
 
 @v1.get("/me", response_model=Me)
-async def me(who: Participant) -> Response:
-    return json_response(service.me(who))
+async def me(request: Request, who: Participant) -> Response:
+    return json_response(service.me(who, ledger=request.app.state.ledger))
 
 
 @v1.get("/feed", response_model=FeedPage, responses={422: {"model": Problem}})

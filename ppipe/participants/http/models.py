@@ -13,9 +13,19 @@ class Problem(BaseModel):
     detail: str = Field(description="One line naming the field, row or rule at fault.")
 
 
+class Place(BaseModel):
+    """Where the participant reads one destination's files: ``read_at`` is the destination
+    itself, or another address of it (an S3 access point's ``s3://<alias>/<prefix>``)."""
+
+    service: str
+    destination: str
+    read_at: str
+
+
 class Me(BaseModel):
     participant: str
     challenge: str
+    storage: list[Place] = []
 
 
 class Event(BaseModel):
