@@ -52,6 +52,8 @@ from urllib.parse import urlsplit
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from ppipe.settings import environment  # noqa: E402 - after the path
+
 POOL = "ppipe-scale"
 PROBLEM = ("| ERROR", "ERROR |", "Traceback (most recent call last)", "database is locked")
 
@@ -229,20 +231,6 @@ class Result:
     failures: list[str] = field(default_factory=list)
     held_at_kill: int = 0
     wall: float = 0.0
-
-
-@contextlib.contextmanager
-def environment(**values: str):
-    saved = {k: os.environ.get(k) for k in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 def run_distributed(args, base: Path) -> Result:

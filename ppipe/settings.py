@@ -6,9 +6,11 @@ Values are read at each call (not at import), so a changed environment takes eff
 
 from __future__ import annotations
 
+import contextlib
 import os
 from datetime import timedelta
 from pathlib import Path
+from typing import Iterator
 
 from ppipe.errors import ConfigError
 
@@ -179,3 +181,19 @@ def staging_dir(challenge: str) -> Path:
 def releases_dir(challenge: str) -> Path:
     """Local audit copies of every release file, and the challenge's manifest.json."""
     return home() / "releases" / challenge
+
+
+@contextlib.contextmanager
+def environment(**values: str) -> Iterator[None]:
+    """Set environment variables for a block (and the processes it starts), then put back what
+    was there: a command run in-process (the CLI's tests, the demo) must not leave them behind."""
+    saved = {key: os.environ.get(key) for key in values}
+    os.environ.update(values)
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value

@@ -201,14 +201,28 @@ def ensure_api(on_start: Callable[[str], None] | None = None) -> str:
 def connect(on_start: Callable[[str], None] | None = None) -> Iterator[str]:
     """Point Prefect (in this process and the processes it starts) at the standing API; yields its URL."""
     url = ensure_api(on_start)
-    os.environ["PREFECT_API_URL"] = url
-    os.environ.setdefault("PREFECT_HOME", str(prefect_home()))
-    os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
     # Prefect reads its settings when imported; override them for this block as well.
     from prefect.settings import PREFECT_API_URL, temporary_settings
 
-    with temporary_settings(updates={PREFECT_API_URL: url}):
-        yield url
+    with settings.environment(PREFECT_API_URL=url,
+                              PREFECT_HOME=os.environ.get("PREFECT_HOME") or str(prefect_home()),
+                              PREFECT_SERVER_ANALYTICS_ENABLED=os.environ.get("PREFECT_SERVER_ANALYTICS_ENABLED") or "false"), \
+            temporary_settings(updates={PREFECT_API_URL: url}):
+        try:
+            yield url
+        finally:
+            _drain_prefect_workers()
+
+
+def _drain_prefect_workers() -> None:
+    """Prefect sends events and logs through one worker per process, each bound to the API it
+    first met: send what they hold to this block's server and stop them, so that a later block
+    in the same process (a test, the demo) against another server starts its own."""
+    from prefect.events.worker import EventsWorker
+    from prefect.logging.handlers import APILogWorker
+
+    for worker in (EventsWorker, APILogWorker):
+        worker.drain_all(timeout=10)
 
 
 # --- a process worker ----------------------------------------------------------------------

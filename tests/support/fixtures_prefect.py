@@ -9,25 +9,13 @@ processes it starts, at that server for one test.
 from __future__ import annotations
 
 import os
-from contextlib import contextmanager
+import signal
+from pathlib import Path
 
 import pytest
 
+from ppipe.settings import environment
 from tests.support.servers import free_port
-
-
-@contextmanager
-def _env(**values: str):
-    saved = {key: os.environ.get(key) for key in values}
-    os.environ.update(values)
-    try:
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
 
 
 @pytest.fixture(scope="session")
@@ -37,10 +25,10 @@ def prefect_server(tmp_path_factory):
 
     state = tmp_path_factory.mktemp("prefect-server")
     port = free_port()
-    with _env(PPIPE_HOME=str(state)):
+    with environment(PPIPE_HOME=str(state)):
         status = server.start(port, home=state / "prefect-home", timeout=120)
     yield status.url
-    with _env(PPIPE_HOME=str(state)):
+    with environment(PPIPE_HOME=str(state)):
         server.stop(port)
 
 
@@ -61,3 +49,28 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture(scope="session", autouse=True)
+def on_demand_prefect_port():
+    """A Prefect server ppipe starts on demand (a test running ``ppipe run`` without
+    ``prefect_api``) listens on a port of this session's own, never on a developer's 4200 (or a
+    stale server there), and is stopped when the session ends instead of outliving it."""
+    port = str(free_port())
+    with environment(PPIPE_PREFECT_PORT=port):
+        yield port
+    for pid in _listeners(port):
+        os.kill(pid, signal.SIGTERM)
+
+
+def _listeners(port: str) -> list[int]:
+    """Pids of ``prefect server start ... --port PORT`` processes (read from /proc: Linux only)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            words = cmdline.read_bytes().decode(errors="replace").split("\0")
+        except OSError:
+            continue
+        if any(w.endswith("prefect") for w in words) and "server" in words and port in words:
+            found.append(int(cmdline.parent.name))
+    return found
