@@ -59,7 +59,8 @@ def scenario(name: str, *, ledger: Ledger | None = None) -> dict:
 __all__ = [
     "cancel", "create", "delete", "demo", "deploy", "ensure_registered", "grant", "list_challenges", "load",
     "open_ledger", "pause", "plan", "release_status", "scenario", "resume", "revoke", "run", "server_start", "server_status",
-    "server_stop", "show", "summary", "verify", "worker", "write_prefect_yaml", "deployment_name", "prefect_ui",
+    "server_stop", "show", "summary", "verify", "worker", "write_prefect_yaml", "deployment_name", "health_deployment",
+    "prefect_ui",
     "revoke_identity", "grant_status", "GrantStatus",
 ]
 
@@ -180,8 +181,9 @@ def deploy(challenge: Challenge | str, *, work_pool: str | None = None, ledger: 
 def delete(name: str, *, ledger: Ledger | None = None, keep_access: bool = False) -> list[str]:
     """Revoke the challenge's grants and delete it from the ledger (see
     :func:`ppipe.delivery.challenges.delete`), then its Prefect deployments (dispatch and
-    health checks) when a Prefect server answers: none is started just to delete. Returns the
-    access left in place, one line each."""
+    health checks) on ``PREFECT_API_URL``, else on the local server this ``PPIPE_HOME``
+    started, when it runs: none is started just to delete. Returns the access left in place,
+    one line each."""
     from ppipe.delivery.challenges import delete as forget
     from ppipe.orchestration import deploy as deployments, server
 
@@ -204,6 +206,18 @@ def deployment_name(challenge: str) -> str:
     from ppipe.orchestration.deploy import deployment_name as name
 
     return name(challenge)
+
+
+def health_deployment(challenge: str, *, ledger: Ledger | None = None) -> str | None:
+    """``check-endpoints/<challenge>`` and its interval when the challenge takes live endpoints
+    (``ppipe deploy`` then publishes its health checks too), else None."""
+    from ppipe.orchestration.deploy import health_deployment_name
+
+    spec = open_ledger(ledger).challenge(challenge)
+    endpoint = spec.requests.endpoint if spec.requests is not None else None
+    if endpoint is None:
+        return None
+    return f"{health_deployment_name(challenge)} every {endpoint.health_every.total_seconds():g}s"
 
 
 def _schedule_change(name: str, action: str, ledger: Ledger | None) -> bool:

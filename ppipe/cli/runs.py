@@ -44,6 +44,8 @@ def deploy_(
     deployment_id = api.deploy(name, work_pool=work_pool)
     say(f"deployed {name}: {api.deployment_name(name)} on work pool "
         f"{work_pool or settings.work_pool()} ({api.prefect_ui()}/deployments/deployment/{deployment_id})")
+    if health := api.health_deployment(name):
+        say(f"endpoint health checks: {health}")
 
 
 def _change(name: str, action: str) -> None:

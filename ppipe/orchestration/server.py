@@ -173,9 +173,13 @@ def stop(at_port: int | None = None, *, timeout: float = 20.0) -> bool:
 
 
 def answering() -> str | None:
-    """The API URL in use when it answers (``PREFECT_API_URL``, else the local server), without starting one."""
-    url = os.environ.get("PREFECT_API_URL", "").strip() or api_url()
-    return url if healthy(url) else None
+    """The API to act on without starting one: ``PREFECT_API_URL`` when it answers, else the local
+    server this ``PPIPE_HOME`` started, when it runs (a server another home started is left alone)."""
+    url = os.environ.get("PREFECT_API_URL", "").strip()
+    if url:
+        return url if healthy(url) else None
+    current = status()
+    return current.url if current.healthy and current.pid else None
 
 
 def ensure_api(on_start: Callable[[str], None] | None = None) -> str:

@@ -8,6 +8,7 @@ import json
 from datetime import timedelta, timezone
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from ppipe import api
@@ -47,7 +48,9 @@ def states(name: str) -> list[tuple[bool, list[bool]]]:
 
 def test_deploy_adds_a_health_deployment_on_the_interval(tmp_path, own_pool):  # noqa: F811
     challenge = make_challenge(tmp_path, Ledger(), requests=EVERY_MINUTE)
-    api.deploy(challenge.name)
+    result = CliRunner().invoke(app, ["deploy", challenge.name])
+    assert result.exit_code == 0, result.output
+    assert f"endpoint health checks: check-endpoints/{challenge.name} every 60s" in result.output
     deployment, schedules = read(deploy.health_deployment_name(challenge.name))
     assert deployment.entrypoint == deploy.HEALTH_MODULE_ENTRYPOINT and not deployment.pull_steps
     assert deployment.parameters == {"challenge": challenge.name} and deployment.work_pool_name == own_pool
@@ -60,9 +63,26 @@ def test_deploy_adds_a_health_deployment_on_the_interval(tmp_path, own_pool):  #
 
 def test_a_challenge_without_endpoints_gets_no_health_deployment(tmp_path):
     challenge = make_challenge(tmp_path, Ledger())
-    api.deploy(challenge.name)
+    result = CliRunner().invoke(app, ["deploy", challenge.name])
+    assert result.exit_code == 0 and "health" not in result.output
     assert read(deploy.deployment_name(challenge.name)) is not None
     assert read(deploy.health_deployment_name(challenge.name)) is None
+
+
+def test_prefect_yaml_lists_the_health_deployment_too(tmp_path):
+    with_endpoints = make_challenge(tmp_path, Ledger(), requests=EVERY_MINUTE)
+    without = make_challenge(tmp_path, Ledger())
+    folder = tmp_path / "deployments"
+    folder.mkdir()
+    for challenge in (with_endpoints, without):
+        spec = {k: v for k, v in challenge.to_spec().items() if k != "id"}
+        (folder / f"{challenge.name}.yaml").write_text(yaml.safe_dump(spec))
+    document = yaml.safe_load(deploy.prefect_yaml_text(folder, work_pool="ppipe"))
+    entries = {(d["entrypoint"], d["name"]): d for d in document["deployments"]}
+    assert set(entries) == {(deploy.MODULE_ENTRYPOINT, with_endpoints.name), (deploy.MODULE_ENTRYPOINT, without.name),
+                            (deploy.HEALTH_MODULE_ENTRYPOINT, with_endpoints.name)}
+    [schedule] = entries[(deploy.HEALTH_MODULE_ENTRYPOINT, with_endpoints.name)]["schedules"]
+    assert schedule["interval"] == 60 and schedule["active"] and schedule["timezone"] == "UTC"
 
 
 def test_pause_resume_cancel_delete_act_on_both_deployments(tmp_path):
