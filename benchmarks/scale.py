@@ -269,8 +269,11 @@ def run_single(args, base: Path) -> Result:
         os.environ.pop("PREFECT_API_URL", None)
         status = server.start(args.port + 5, home=base / "prefect-home", timeout=180)
         try:
+            # The worker has a PPIPE_HOME of its own (staging), so it is told where the organiser's
+            # SQLite ledger is, as the distributed setup tells its workers the PostgreSQL one.
+            ledger_url = f"sqlite:///{home / 'ledger.db'}"
             with environment(PREFECT_API_URL=status.url), server.connect():
-                machine = start_machine("machine-1", base, {**os.environ, "PPIPE_HOME": str(home)})
+                machine = start_machine("machine-1", base, {**os.environ, "PPIPE_DATABASE_URL": ledger_url})
                 try:
                     result = drive(args, base, result, [machine], victim=None)
                 finally:
