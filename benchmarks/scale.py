@@ -341,8 +341,10 @@ def _all_delivered(ledger, names: list[str]) -> bool:
 def _wait_final(deployment_ids, timeout: float) -> None:
     from ppipe.orchestration.deploy import runs_in_flight
 
-    deadline = time.monotonic() + timeout
-    while any(runs_in_flight(d) for d in deployment_ids) and time.monotonic() < deadline:
+    # Quiet twice in a row: a run already scheduled may still be picked up after the last delivery.
+    deadline, quiet = time.monotonic() + timeout, 0
+    while quiet < 2 and time.monotonic() < deadline:
+        quiet = 0 if any(runs_in_flight(d) for d in deployment_ids) else quiet + 1
         time.sleep(2)
 
 
@@ -403,7 +405,8 @@ def check_task_runs(deployment_ids, expected_uploads: int) -> list[str]:
         runs = _all_pages(lambda offset: client.read_flow_runs(
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=list(deployment_ids))),
             limit=PAGE, offset=offset))
-        unfinished = [r.name for r in runs if r.state and not r.state.is_final() and not r.state.is_scheduled()]
+        unfinished = [f"{r.name} ({r.state.name})" for r in runs
+                      if r.state and not r.state.is_final() and not r.state.is_scheduled()]
         if unfinished:
             failures.append(f"flow runs not in a final state: {unfinished[:5]}")
         kept = [r.id for r in runs if r.state and r.state.type.value != "CRASHED"]
