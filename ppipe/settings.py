@@ -26,6 +26,8 @@ ENVIRONMENT = {
     "PPIPE_RETRY_DEADLINE": "seconds one GCS bucket/IAM call may spend retrying (default 60)",
     "PPIPE_HEARTBEAT": "seconds between flow-run heartbeats; a run silent for 2.5 heartbeats is marked "
     "Crashed and rerun (default 60, minimum 30)",
+    "PPIPE_START_WINDOW": "seconds a flow run picked up by a worker may take to start before it is marked "
+    "Crashed and rerun (default 4 heartbeats)",
     "PPIPE_UPLOAD_CONCURRENCY": "uploads to one provider at once, across all workers (default 8)",
     "PPIPE_DRIVE_UPLOADS_PER_SECOND": "uploads to Google Drive a second, across all workers (default 2)",
     "PPIPE_DRIVE_SERVICE_ACCOUNT_FILE": "Google service-account key file for Drive destinations "
@@ -127,6 +129,15 @@ def heartbeat() -> float:
     value = _seconds("PPIPE_HEARTBEAT", 60)
     if value < 30:
         raise ConfigError(f"PPIPE_HEARTBEAT: {value:g} is below Prefect's minimum heartbeat of 30 seconds")
+    return value
+
+
+def start_window() -> float:
+    """Seconds a picked-up flow run may stay Pending (``PPIPE_START_WINDOW``, default four heartbeats:
+    starting a run imports Prefect and polars, slow on a busy machine)."""
+    value = _seconds("PPIPE_START_WINDOW", 4 * heartbeat())
+    if value < 10:
+        raise ConfigError(f"PPIPE_START_WINDOW: {value:g} is below Prefect's minimum of 10 seconds for such a trigger")
     return value
 
 

@@ -1,13 +1,16 @@
 """Zombie runs: a machine that dies leaves its flow runs Running; these automations end them.
 
 Flow runs emit heartbeats (``PREFECT_FLOWS_HEARTBEAT_FREQUENCY``, set from ``PPIPE_HEARTBEAT``
-on every deployment, so wherever its worker runs). Two automations, created by
+on every deployment, so wherever its worker runs). Three automations, created by
 ``ppipe deploy`` (idempotent, by name):
 
 1. **crash zombie runs** (Prefect's documented trigger): after a heartbeat of a ppipe flow
    run, expect another heartbeat or a final state within two heartbeats and a half; when
    none comes, the run is marked Crashed with :data:`ZOMBIE_MESSAGE`;
-2. **rerun crashed deliveries**: a ppipe flow run marked Crashed *with that message* gets a
+2. **crash unstarted runs**: a run a worker picked up (Pending: workers take runs a few
+   seconds ahead) must start within ``PPIPE_START_WINDOW``; a worker killed before that
+   leaves it Pending for ever, with no heartbeat for (1) to miss. Marked Crashed the same way;
+3. **rerun crashed deliveries**: a ppipe flow run marked Crashed *with that message* gets a
    new run of its deployment. The new run waits out the dead run's claims (at most one claim
    lease) and delivers its releases, so even a challenge's last release, which no later
    scheduled run would pick up, is delivered. Runs that crash for another reason (the worker
@@ -22,6 +25,7 @@ from ppipe import settings
 
 ZOMBIE_MESSAGE = "ppipe: no heartbeat from this flow run; its machine is presumed dead"
 CRASH_ZOMBIES = "ppipe-crash-zombie-runs"
+CRASH_UNSTARTED = "ppipe-crash-unstarted-runs"
 RERUN_CRASHED = "ppipe-rerun-crashed-deliveries"
 #: Flow runs of ppipe's deployments carry the deployments' tag.
 TAG = "ppipe"
@@ -47,6 +51,21 @@ def _ppipe_runs():
 
 def crash_zombies():
     """The automation that marks a silent ppipe flow run Crashed."""
+    return _crash_unless(CRASH_ZOMBIES, "Mark ppipe flow runs Crashed when their heartbeats stop (their machine died).",
+                         after="prefect.flow-run.heartbeat", expect="prefect.flow-run.heartbeat",
+                         within=silence_window())
+
+
+def crash_unstarted():
+    """The automation that marks Crashed a ppipe flow run picked up by a worker that died before starting it."""
+    return _crash_unless(CRASH_UNSTARTED, "Mark ppipe flow runs Crashed when they stay Pending (their worker died).",
+                         after="prefect.flow-run.Pending", expect="prefect.flow-run.Running",
+                         within=timedelta(seconds=settings.start_window()))
+
+
+def _crash_unless(name: str, description: str, *, after: str, expect: str, within: timedelta):
+    """An automation: after event ``after`` of a ppipe flow run, ``expect`` or a final state
+    must follow ``within``; else the run is marked Crashed with :data:`ZOMBIE_MESSAGE`."""
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
     from prefect.events.actions import ChangeFlowRunState
@@ -54,17 +73,17 @@ def crash_zombies():
     from prefect.events.schemas.events import ResourceSpecification
 
     return Automation(
-        name=CRASH_ZOMBIES,
-        description="Mark ppipe flow runs Crashed when their heartbeats stop (their machine died).",
+        name=name,
+        description=description,
         trigger=EventTrigger(
-            after={"prefect.flow-run.heartbeat"},
-            expect={"prefect.flow-run.heartbeat", *FINAL_EVENTS},
+            after={after},
+            expect={expect, *FINAL_EVENTS},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             match_related=_ppipe_runs(),
             for_each={"prefect.resource.id"},
             posture=Posture.Proactive,
             threshold=1,
-            within=silence_window(),
+            within=within,
         ),
         actions=[ChangeFlowRunState(state=StateType.CRASHED, message=ZOMBIE_MESSAGE)],
     )
@@ -94,9 +113,9 @@ def rerun_crashed():
 
 
 def ensure_automations() -> list[str]:
-    """Create both automations, or bring existing ones (found by name) up to date; returns their names."""
+    """Create the automations, or bring existing ones (found by name) up to date; returns their names."""
     names = []
-    for wanted in (crash_zombies(), rerun_crashed()):
+    for wanted in (crash_zombies(), crash_unstarted(), rerun_crashed()):
         existing = _read_by_name(wanted.name)
         if existing is None:
             wanted.create()
