@@ -60,6 +60,18 @@ class SourceError(PpipeError):
         super().__init__(f"source {source}: {problem}")
 
 
+class SourceMismatch(SourceError):
+    """This machine's copy of a source is not the one its challenge was created from (another
+    version at the same path or URL): terminal, never cut from, never retried."""
+
+    explicitly_transient = False
+
+    def __init__(self, challenge: str, source: str, found: str, recorded: str):
+        super().__init__(source, (
+            f"is not the version challenge {challenge} was created from (sha256 {found[:16]} here, "
+            f"{recorded[:16]} recorded at create): nothing is cut from it; give this machine the same file"))
+
+
 class DestinationError(PpipeError):
     """A destination refused an operation, or its configuration is wrong (terminal), or could not
     be reached or was overloaded (``transient=True``)."""

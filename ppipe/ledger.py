@@ -69,6 +69,8 @@ class ChallengeRecord(SQLModel, table=True):
     name: str = Field(index=True, unique=True, max_length=64)
     spec: dict = Field(sa_column=Column(JSON, nullable=False))
     n_rows: int
+    #: The source's sha256 at create: every machine stages exactly these bytes (None: an older ledger).
+    source_sha256: str | None = Field(default=None, max_length=64)
     state: str = Field(default="active", max_length=16)
     created_at: datetime = _when(default_factory=utcnow)
     updated_at: datetime = _when(default_factory=utcnow)
@@ -234,6 +236,7 @@ ADDED_COLUMNS = (
     ("grant_applications", "version", "INTEGER NOT NULL DEFAULT 0"),  # 0: applied again once, idempotently
     ("grant_applications", "error", "TEXT"),
     ("grant_applications", "access", "VARCHAR(1024)"),
+    ("challenges", "source_sha256", "VARCHAR(64)"),
 )
 
 
@@ -291,14 +294,16 @@ class Ledger:
 
     # -- challenges -----------------------------------------------------------------------
 
-    def add_challenge(self, challenge: Challenge, n_rows: int) -> ChallengeRecord:
-        """Record a challenge, its planned releases (one row per destination) and its grants.
+    def add_challenge(self, challenge: Challenge, n_rows: int, source_sha256: str | None = None) -> ChallengeRecord:
+        """Record a challenge (with the sha256 of the source it was staged from), its planned
+        releases (one row per destination) and its grants.
 
         Raises SpecError (from planning) for an empty release, ConflictError for a taken name or
         a destination another challenge delivers to.
         """
         releases = challenge.plan(n_rows)
-        record = ChallengeRecord(id=challenge.id, name=challenge.name, spec=challenge.to_spec(), n_rows=n_rows)
+        record = ChallengeRecord(id=challenge.id, name=challenge.name, spec=challenge.to_spec(), n_rows=n_rows,
+                                 source_sha256=source_sha256)
         with self.session() as session:
             if session.exec(select(ChallengeRecord.id).where(ChallengeRecord.name == challenge.name)).first():
                 raise ConflictError(f"challenge {challenge.name!r} already exists: delete it first or pick another name")

@@ -185,8 +185,15 @@ def deployments_dir() -> Path:
     return Path(os.environ.get("PPIPE_DEPLOYMENTS_DIR") or "deployments").resolve()
 
 
-def staging_dir(challenge: str) -> Path:
-    return home() / "staged" / challenge
+#: Hex digits of the source's sha256 that name its staged copy's folder.
+DIGEST_KEY = 16
+
+
+def staging_dir(challenge: str, source_sha256: str | None = None) -> Path:
+    """This machine's staged copies of a challenge (everything ``delete`` removes); with the
+    source's sha256, the folder of the copy staged from exactly those bytes."""
+    folder = home() / "staged" / challenge
+    return folder / source_sha256[:DIGEST_KEY] if source_sha256 else folder
 
 
 def releases_dir(challenge: str) -> Path:

@@ -55,6 +55,9 @@ class StagedSource(ABC):
     types_origin: dict[str, str]
     source_sha256: str | None = None
     shuffled: bool = False
+    #: The challenge (its ``id``) this copy was staged for: a copy left by a deleted challenge of
+    #: the same name is not this one's (None: staged before copies were keyed).
+    challenge_id: str | None = None
 
     @abstractmethod
     def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:

@@ -1,8 +1,12 @@
 """Staging: read the source once into what every release is cut from.
 
-Two kinds of staged copy (see :mod:`ppipe.data.staged`), both in
-``PPIPE_HOME/staged/<challenge>/`` with ``staged.json`` written last: a folder without
-``staged.json`` is an unfinished staging and is redone.
+Two kinds of staged copy (see :mod:`ppipe.data.staged`), both in a folder with ``staged.json``
+written last: a folder without ``staged.json`` is an unfinished staging and is redone. Staging
+is a per-machine cache keyed by the source's sha256 (computed by the staging pass itself, which
+reads the source once): ``PPIPE_HOME/staged/<challenge>/<first 16 hex of the sha256>/``. The
+ledger records the digest at create, so every machine cuts its releases from the same bytes and
+refuses a source that differs (a challenge of an older ledger, without a recorded digest, keeps
+``PPIPE_HOME/staged/<challenge>/``).
 
 * the fast path, :class:`StagedText` (see :func:`byte_range_eligible`): a CSV released as CSV
   or an NDJSON released as NDJSON, unshuffled, without row_id. The source is validated (a CSV
@@ -30,7 +34,7 @@ import polars as pl
 from ppipe import durable, settings
 from ppipe.data import sources
 from ppipe.data.column_types import TypePlan, declared_misfit_error, full_plan, plan_types, type_name
-from ppipe.errors import SourceError
+from ppipe.errors import SourceError, SourceMismatch
 from ppipe.challenge.spec import Challenge, Source
 from ppipe.data.shuffle import sink_shuffled
 from ppipe.data.staged import META, ROW_ID, StagedSource
@@ -48,35 +52,55 @@ KINDS: dict[str, type[StagedSource]] = {cls.kind: cls for cls in (StagedParquet,
 # --- public API --------------------------------------------------------------------------------
 
 
-def stage(challenge: Challenge) -> StagedSource:
+def stage(challenge: Challenge, source_sha256: str | None = None) -> StagedSource:
     """The staged copy of the challenge's source, made now unless a finished one exists.
+
+    ``source_sha256`` is the digest the ledger recorded at create: the copy is this machine's
+    cache in ``staged/<name>/<digest>/``, made for this challenge (its id), and a source whose
+    bytes differ from the recorded ones is refused (:class:`SourceMismatch`) before anything is
+    cut from it. Without it (a challenge of an older ledger) the copy is ``staged/<name>/`` as before.
 
     Idempotent: an existing staged copy is returned as is when the source is unchanged;
     SourceError when the source changed (or vanished) since staging, or cannot be read.
     """
-    existing = load_staged(challenge)
+    existing = load_staged(challenge, source_sha256)
     if existing is not None:
         existing.check_unchanged(challenge.source)
         return existing
-    return _stage_now(challenge)
+    if source_sha256 is None:
+        return _stage_now(challenge)
+    return _stage_keyed(challenge, source_sha256)
 
 
-def check_source_unchanged(challenge: Challenge) -> None:
+def stage_first(challenge: Challenge) -> StagedSource:
+    """Stage a challenge being created, afresh, into the folder keyed by the digest this staging
+    computes (``source_sha256`` of the result: what the ledger records)."""
+    return _stage_keyed(challenge, None)
+
+
+def check_source_unchanged(challenge: Challenge, source_sha256: str | None = None) -> None:
     """None if the source still matches the staged fingerprint; SourceError if it changed,
     disappeared, or was never staged."""
-    existing = load_staged(challenge)
+    existing = load_staged(challenge, source_sha256)
     if existing is None:
         raise SourceError(sources.display_url(challenge.source), "has not been staged yet")
     existing.check_unchanged(challenge.source)
 
 
-def load_staged(challenge: Challenge) -> StagedSource | None:
-    """The finished staged copy recorded in ``staged.json``, or None if there is none."""
-    folder = settings.staging_dir(challenge.name)
+def load_staged(challenge: Challenge, source_sha256: str | None = None) -> StagedSource | None:
+    """The finished staged copy recorded in ``staged.json``, or None if there is none (with
+    ``source_sha256``: none staged from those bytes for this very challenge)."""
+    folder = settings.staging_dir(challenge.name, source_sha256)
+    return _load(folder, str(challenge.id) if source_sha256 else None)
+
+
+def _load(folder: Path, challenge_id: str | None) -> StagedSource | None:
     meta = folder / META
     if not meta.is_file():
         return None
     record = json.loads(meta.read_text())
+    if challenge_id is not None and record.get("challenge_id") != challenge_id:
+        return None  # a deleted challenge's copy (same name, same bytes): staged again for this one
     return KINDS[record.get("kind", "parquet")].load(folder, record)
 
 
@@ -108,6 +132,52 @@ def _stage_now(challenge: Challenge) -> StagedSource:
         raise
 
 
+def _stage_keyed(challenge: Challenge, expected: str | None) -> StagedSource:
+    """Stage into a private folder of its own, then move it to ``staged/<name>/<digest>/`` once
+    the digest (computed by the staging pass itself) is known and, when ``expected``, matches."""
+    tmp = settings.staging_dir(challenge.name) / f".staging-{uuid.uuid4().hex}"
+    settings.private_dir(tmp)
+    try:
+        staged = _stage_into(challenge, tmp)
+        settings.make_private(tmp)
+        digest = staged.source_sha256
+        if not digest:  # never: both kinds hash the source in their one pass
+            raise SourceError(sources.display_url(challenge.source), "cannot stage: its sha256 was not computed")
+        if expected is not None and digest != expected:
+            raise SourceMismatch(challenge.name, sources.display_url(challenge.source), digest, expected)
+        return _keep(challenge, tmp, digest)
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _keep(challenge: Challenge, tmp: Path, digest: str) -> StagedSource:
+    """Move the finished staging ``tmp`` into its digest's folder (a concurrent run's finished copy
+    for this challenge stays instead) and drop what a deleted challenge of the same name left."""
+    folder = settings.staging_dir(challenge.name, digest)
+    challenge_id = str(challenge.id)
+    if _load(folder, challenge_id) is None:
+        stale = folder.with_name(f".stale-{uuid.uuid4().hex}")
+        if folder.exists():
+            folder.rename(stale)
+        try:
+            tmp.rename(folder)
+        except OSError:  # a concurrent run moved its copy in first
+            if _load(folder, challenge_id) is None:
+                raise
+        durable.fsync_dir(folder.parent)
+    for other in folder.parent.iterdir():  # copies of other bytes, older layouts, .stale-*
+        if other == folder or other.name.startswith(".staging-"):
+            continue
+        if other.is_dir():
+            shutil.rmtree(other, ignore_errors=True)
+        else:
+            other.unlink(missing_ok=True)
+    staged = _load(folder, challenge_id)
+    if staged is None:
+        raise SourceError(sources.display_url(challenge.source), f"staged copy in {folder} vanished; try again")
+    return staged
+
+
 def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
     source = challenge.source
     before = sources.fingerprint(source)
@@ -134,7 +204,7 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             tmp.replace(folder / DATA)
             staged = StagedParquet(
                 path=folder / DATA, rows=rows, fingerprint=before, columns=plan.columns, types_origin=plan.origin,
-                source_sha256=sha, shuffled=challenge.output.shuffle,
+                source_sha256=sha, shuffled=challenge.output.shuffle, challenge_id=str(challenge.id),
             )
             durable.write_json(folder / META, staged.record())
         finally:
@@ -237,6 +307,7 @@ def _stage_offsets(
         staged = StagedText(
             path=folder / INDEX, rows=rows, fingerprint=before, columns=columns,
             types_origin={n: "source" for n in names}, source_sha256=sha or digest, shuffled=False, text=text,
+            challenge_id=str(challenge.id),
         )
         durable.write_json(folder / META, staged.record())
     finally:

@@ -49,13 +49,14 @@ def load(path_or_challenge: str | Path | Challenge) -> Challenge:
 
 
 def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRecord:
-    """Validate, stage the source once (counting its rows) and register the challenge.
+    """Validate, stage the source once (counting its rows and hashing its bytes) and register the
+    challenge with the source's sha256, which every machine's staging then checks against.
 
     Nothing is left behind when it fails: a taken name is refused before any work, and the
     staged copy is removed when planning refuses the row count.
     """
     from ppipe.data.shuffle import STAGED_ROW_ID
-    from ppipe.data.staging import stage  # polars: only when a challenge is really created
+    from ppipe.data.staging import stage_first  # polars: only when a challenge is really created
     from ppipe.scenario.check import check_source
 
     ledger = open_ledger(ledger)
@@ -64,11 +65,11 @@ def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRe
     check_prefixes_free(challenge, ledger)
     ledger.check_locations_free(challenge)
     check_destinations(challenge)
-    staged = stage(challenge)
+    staged = stage_first(challenge)
     try:
         check_source(challenge, staged, STAGED_ROW_ID if staged.shuffled else None)
         check_label(challenge, staged.columns)
-        return ledger.add_challenge(challenge, staged.rows)
+        return ledger.add_challenge(challenge, staged.rows, staged.source_sha256)
     except ConflictError:
         raise  # a concurrent create won the name: the staged copy is theirs now
     except BaseException:

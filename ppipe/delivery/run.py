@@ -51,11 +51,12 @@ class Uploaded:
     attempts: int = 1
 
 
-def stage_source(challenge: Challenge) -> StagedSource:
-    """The staged copy of the challenge's source (staged once, then checked unchanged)."""
+def stage_source(challenge: Challenge, source_sha256: str | None = None) -> StagedSource:
+    """This machine's staged copy of the challenge's source (staged once, then checked unchanged);
+    with the sha256 recorded at create, SourceMismatch when this machine's source has other bytes."""
     from ppipe.data.staging import stage
 
-    return stage(challenge)
+    return stage(challenge, source_sha256)
 
 
 def save_release(challenge: Challenge, staged: StagedSource, release: PlannedRelease) -> ReleaseFile:
@@ -93,7 +94,7 @@ def publish_manifest(destination: Destination, manifest: Path) -> str:
 class Steps:
     """The I/O steps of a run. The defaults are the plain functions above; the flow wraps them in tasks."""
 
-    stage: Callable[[Challenge], Any] = stage_source
+    stage: Callable[[Challenge, str | None], Any] = stage_source
     save: Callable[[Challenge, Any, PlannedRelease], Any] = save_release
     prepare: Callable[[Destination], None] = prepare
     upload: Callable[[Destination, Any, str], Uploaded] = upload
@@ -313,7 +314,8 @@ class Dispatch:
         """The staged source, staged at most once per run."""
         if self._staged is None:
             self.listen("", "stage", self.challenge.name)
-            self._staged = self.steps.stage(self.challenge)
+            recorded = self.ledger.get(self.challenge.name).source_sha256
+            self._staged = self.steps.stage(self.challenge, recorded)
         return self._staged
 
     def save(self, due: Due) -> ReleaseFile:

@@ -45,9 +45,9 @@ class DeliveryFailed(PpipeError):
 
 
 @task(name="stage", task_run_name="stage {challenge.name}", cache_policy=NO_CACHE)
-def stage_source(challenge: Challenge):
-    """The staged source (StagedSource)."""
-    return delivery.stage_source(challenge)
+def stage_source(challenge: Challenge, source_sha256: str | None = None):
+    """This machine's staged source (StagedSource), checked against the recorded sha256."""
+    return delivery.stage_source(challenge, source_sha256)
 
 
 @task(name="save", task_run_name="save {release.name}", cache_policy=NO_CACHE)

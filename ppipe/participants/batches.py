@@ -44,10 +44,11 @@ def deliver(ledger: Ledger, challenge: Challenge, index: int, deadline: datetime
     A destination that fails is named in the returned problems; a batch that reached no
     destination has no URIs, and requests about it are void.
     """
-    challenge_id = ledger.get(challenge.name).id
+    record = ledger.get(challenge.name)
+    challenge_id = record.id
     if (batch := existing(ledger, challenge_id, index)) is not None:
         return batch, []
-    path, cut = _write(challenge, index)
+    path, cut = _write(challenge, index, record.source_sha256)
     size, digest, rows = cut.bytes, cut.sha256, cut.rows
     uris, problems = {}, []
     for spec in challenge.destinations:
@@ -69,9 +70,10 @@ def deliver(ledger: Ledger, challenge: Challenge, index: int, deadline: datetime
     return batch, problems
 
 
-def _write(challenge: Challenge, index: int) -> tuple[Path, Cut]:
-    """The features of release ``index`` as it will be delivered, minus the label, written atomically."""
-    staged = stage(challenge)
+def _write(challenge: Challenge, index: int, source_sha256: str | None) -> tuple[Path, Cut]:
+    """The features of release ``index`` as it will be delivered, minus the label, written atomically
+    (from this machine's staged copy of the source bytes recorded at create)."""
+    staged = stage(challenge, source_sha256)
     planned = challenge.plan(staged.rows)[index]
     label = challenge.requests.prediction.label
     if label not in staged.columns:
