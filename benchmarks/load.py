@@ -27,7 +27,6 @@ from __future__ import annotations
 import argparse
 import multiprocessing
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -59,8 +58,8 @@ def challenge_spec(i: int, source: Path, out: Path, n_releases: int) -> dict:
 
 
 def build(workdir: Path, n_challenges: int, n_releases: int) -> list[str]:
-    """Register the challenges through ppipe.api.create (the source staged once, then copied)."""
-    from ppipe import api, settings
+    """Register the challenges through ppipe.api.create (each stages the small source afresh)."""
+    from ppipe import api
     from ppipe.ledger import Ledger
     from ppipe.challenge.specfile import parse_challenge
 
@@ -72,8 +71,6 @@ def build(workdir: Path, n_challenges: int, n_releases: int) -> list[str]:
     names = []
     for i in range(n_challenges):
         challenge = parse_challenge(challenge_spec(i, source, out, n_releases))
-        if names:  # share the first challenge's staged copy (same source, same output options)
-            shutil.copytree(settings.staging_dir(names[0]), settings.staging_dir(challenge.name))
         api.create(challenge, ledger=ledger)
         names.append(challenge.name)
     ledger.engine.dispose()

@@ -1,6 +1,6 @@
 """What a staged source is, whatever its kind: one interface, two kinds.
 
-A source is read once, at staging, into ``PPIPE_HOME/staged/<challenge>/`` with
+A source is read once, at staging, into ``PPIPE_HOME/staged/<challenge>/<sha256 prefix>/`` with
 ``staged.json`` (fingerprint, rows, column types, kind) written last. Each kind is a class:
 
 * :class:`ppipe.data.staged_parquet.StagedParquet` (``"parquet"``): a Parquet copy, sliced

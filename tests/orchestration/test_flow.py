@@ -177,3 +177,25 @@ def test_each_destination_of_a_release_is_delivered_by_its_own_submitted_task(tm
         drive = client.read_global_concurrency_limit_by_name("ppipe-upload-drive")
     assert local.limit >= 1 and local.slot_decay_per_second == 0
     assert drive.slot_decay_per_second > 0  # a rate limit for Drive's quota
+
+
+def test_another_version_of_the_source_on_a_worker_fails_its_stage_task_once(tmp_path, ppipe_home, monkeypatch):
+    """A worker (its own PPIPE_HOME, the organiser's ledger) whose source has other bytes than
+    the challenge was created from: the stage task fails once, never retried, the rows say why."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    register(tmp_path)
+    monkeypatch.setenv("PPIPE_DATABASE_URL", f"sqlite:///{ppipe_home / 'ledger.db'}")
+    monkeypatch.setenv("PPIPE_HOME", str(tmp_path / "worker"))
+    write_csv(tmp_path / "data.csv", 91)  # the worker's copy: another version at the same path
+    state = dispatch("demo", now=at(0))
+    assert state.is_failed()
+    [row, *_] = Ledger().releases("demo")
+    assert row.status == "failed" and "is not the version challenge demo was created from" in row.error
+    only_this_run = FlowRunFilter(id=FlowRunFilterId(any_=[state.state_details.flow_run_id]))
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=only_this_run)
+    [stage] = [run for run in runs if run.name == "stage demo"]
+    assert stage.state.is_failed() and stage.run_count == 1
+    assert not (tmp_path / "out" / "demo" / "release_0.csv").exists()
