@@ -155,27 +155,39 @@ def _keep(challenge: Challenge, tmp: Path, digest: str) -> StagedSource:
     for this challenge stays instead) and drop what a deleted challenge of the same name left."""
     folder = settings.staging_dir(challenge.name, digest)
     challenge_id = str(challenge.id)
-    if _load(folder, challenge_id) is None:
-        stale = folder.with_name(f".stale-{uuid.uuid4().hex}")
-        if folder.exists():
-            folder.rename(stale)
+    for _ in range(3):
+        if _load(folder, challenge_id) is not None:
+            break  # a concurrent run of this challenge moved its copy in first: ours is dropped
         try:
-            tmp.rename(folder)
-        except OSError:  # a concurrent run moved its copy in first
-            if _load(folder, challenge_id) is None:
-                raise
-        durable.fsync_dir(folder.parent)
-    for other in folder.parent.iterdir():  # copies of other bytes, older layouts, .stale-*
+            tmp.rename(folder)  # atomic; refused while a folder is there
+            break
+        except OSError:  # a deleted challenge's copy of the same bytes: set aside, then dropped
+            _set_aside(folder)
+    durable.fsync_dir(folder.parent)
+    _drop_others(folder)
+    staged = _load(folder, challenge_id)
+    if staged is None:
+        raise SourceError(sources.display_url(challenge.source), f"staged copy in {folder} vanished; try again")
+    return staged
+
+
+def _set_aside(folder: Path) -> None:
+    try:
+        folder.rename(folder.with_name(f".stale-{uuid.uuid4().hex}"))
+    except FileNotFoundError:
+        pass  # another run set it aside first
+
+
+def _drop_others(folder: Path) -> None:
+    """Everything beside ``folder`` but stagings under way: copies of other bytes, the older
+    layout's files, copies set aside."""
+    for other in folder.parent.iterdir():
         if other == folder or other.name.startswith(".staging-"):
             continue
         if other.is_dir():
             shutil.rmtree(other, ignore_errors=True)
         else:
             other.unlink(missing_ok=True)
-    staged = _load(folder, challenge_id)
-    if staged is None:
-        raise SourceError(sources.display_url(challenge.source), f"staged copy in {folder} vanished; try again")
-    return staged
 
 
 def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
