@@ -22,6 +22,7 @@ refuses a source that differs (a challenge of an older ledger, without a recorde
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -135,7 +136,8 @@ def _stage_now(challenge: Challenge) -> StagedSource:
 def _stage_keyed(challenge: Challenge, expected: str | None) -> StagedSource:
     """Stage into a private folder of its own, then move it to ``staged/<name>/<digest>/`` once
     the digest (computed by the staging pass itself) is known and, when ``expected``, matches."""
-    tmp = settings.staging_dir(challenge.name) / f".staging-{uuid.uuid4().hex}"
+    root = settings.staging_dir(challenge.name)
+    tmp = root / f".staging-{uuid.uuid4().hex}"
     settings.private_dir(tmp)
     try:
         staged = _stage_into(challenge, tmp)
@@ -146,6 +148,11 @@ def _stage_keyed(challenge: Challenge, expected: str | None) -> StagedSource:
         if expected is not None and digest != expected:
             raise SourceMismatch(challenge.name, sources.display_url(challenge.source), digest, expected)
         return _keep(challenge, tmp, digest)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        with contextlib.suppress(OSError):  # a refused source leaves nothing behind (unless others are there)
+            root.rmdir()
+        raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
 
