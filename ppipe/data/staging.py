@@ -89,10 +89,16 @@ def check_source_unchanged(challenge: Challenge, source_sha256: str | None = Non
 
 
 def load_staged(challenge: Challenge, source_sha256: str | None = None) -> StagedSource | None:
-    """The finished staged copy recorded in ``staged.json``, or None if there is none (with
-    ``source_sha256``: none staged from those bytes for this very challenge)."""
-    folder = settings.staging_dir(challenge.name, source_sha256)
-    return _load(folder, str(challenge.id) if source_sha256 else None)
+    """The finished staged copy recorded in ``staged.json`` for this very challenge, or None if
+    there is none: with ``source_sha256``, the one staged from those bytes; without, the one
+    staged for it whatever its digest, else the older layout's ``staged/<name>/``."""
+    if source_sha256:
+        return _load(settings.staging_dir(challenge.name, source_sha256), str(challenge.id))
+    root = settings.staging_dir(challenge.name)
+    for folder in sorted(root.glob("[!.]*/")):
+        if (found := _load(folder, str(challenge.id))) is not None:
+            return found
+    return _load(root, None)
 
 
 def _load(folder: Path, challenge_id: str | None) -> StagedSource | None:
