@@ -61,32 +61,30 @@ class State:
     """What the events work on: the lazy release, and the source row of each position (numpy,
     so recording which rows were touched never computes the frame).
 
-    Reorderings (duplicates, out of order) are kept as one pending ``order`` and applied to the
-    frame only when an event needs positions (missing values) or at the end: moving every row
-    is the costly part of a cut, so it is done once. Per-value changes (types, drift, schema)
-    do not care about order and go to the frame as they come.
+    Reorderings (duplicates, out of order) are kept as one pending ``order`` and applied only
+    when an event needs positions (missing values, drift's mean) or at the end, in memory: the
+    release is read once, made one chunk and gathered (polars' lazy gather over the scan's
+    many chunks cost more than the cut itself). Per-value changes (types, drift, schema) do
+    not care about order and go to the lazy frame as they come.
     """
 
     frame: pl.LazyFrame
     rows: np.ndarray
     order: np.ndarray | None = None
-    base: int = 0  # height of the frame the pending order indexes
 
     @property
     def height(self) -> int:
         return len(self.rows)
 
     def reorder(self, order: np.ndarray) -> None:
-        if self.order is None:
-            self.base = self.height
         self.order = order if self.order is None else self.order[order]
         self.rows = self.rows[order]
 
     def in_order(self) -> pl.LazyFrame:
         """The frame with the pending reordering applied."""
         if self.order is not None:
-            self.frame = self.frame.select(pl.all().gather(pl.lit(pl.Series(self.order, dtype=pl.Int64))))
-            self.order = None
+            data = self.frame.collect().rechunk()
+            self.frame, self.order = data.select(pl.all().gather(self.order)).lazy(), None
         return self.frame
 
     def dtype(self, column: str) -> pl.DataType:
@@ -148,24 +146,14 @@ def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Appl
 
 def drift(state: State, spec: Drift, rng: np.random.Generator) -> Applied:
     numbers = {column: _as_float(pl.col(column), state.dtype(column)) for column in spec.columns}
-    # the mean of the release as it is now: copies count twice (the reordering itself does not matter)
-    weights = None if state.order is None else np.bincount(state.order, minlength=state.base)
-    means = _means(state.frame, numbers, weights)
+    # the mean of the release as it is now (copies count twice), summed over one chunk: over the
+    # scan's pieces, which vary from run to run, its last bits did too
+    values = state.in_order().select([x.alias(c) for c, x in numbers.items()]).collect().rechunk()
+    means = values.mean().row(0, named=True)
     state.frame = state.frame.with_columns([
         ((x - means[c]) * spec.scale + means[c] + spec.shift).alias(c) if means[c] is not None else x.alias(c)
         for c, x in numbers.items()])
     return Applied(0, "drift", list(spec.columns), None, {"shift": spec.shift, "scale": spec.scale, "mean_before": means})
-
-
-def _means(frame: pl.LazyFrame, numbers: dict[str, pl.Expr], weights: np.ndarray | None) -> dict[str, float | None]:
-    """Mean of each column over the rows, each row counted ``weights[i]`` times (once if None)."""
-    if weights is None:
-        return frame.select([x.mean().alias(c) for c, x in numbers.items()]).collect().row(0, named=True)
-    w = pl.lit(pl.Series(weights, dtype=pl.Float64))
-    sums = frame.select([e for c, x in numbers.items() for e in (
-        (x * w).sum().alias(f"{c}\x00sum"), (x.is_not_null().cast(pl.Float64) * w).sum().alias(f"{c}\x00n"))]
-    ).collect().row(0, named=True)
-    return {c: (sums[f"{c}\x00sum"] / sums[f"{c}\x00n"] if sums[f"{c}\x00n"] else None) for c in numbers}
 
 
 def schema(state: State, spec: SchemaChange, rng: np.random.Generator) -> Applied:

@@ -159,3 +159,17 @@ def test_drift_after_duplicates_counts_the_copies(tmp_path):
     assert done.frame[ROW].equals(plain.frame[ROW])
     assert after.mean() == pytest.approx(before.mean() + 3.0, abs=1e-9)
     assert after.std() == pytest.approx(before.std() * 2.0, rel=1e-9)
+
+
+@pytest.mark.parametrize("reordered", [False, True])
+def test_drift_is_the_same_to_the_bit_however_the_release_is_chunked(tmp_path, reordered):
+    # a scan hands polars a release in pieces that vary from run to run: the mean must not depend on them
+    events = [{"at": 3, "duplicates": {"rate": 0.3}}] if reordered else []
+    made = challenge(tmp_path, events=events + [{"at": 3, "drift": {"columns": ["temperature"], "shift": 1.0}}])
+    whole = sensors(START, STOP)
+    one = run(whole, made.scenario, 3, release_names(made))
+    for size in (7, 128, 1000):
+        pieces = pl.concat([whole.slice(start, size) for start in range(0, whole.height, size)], rechunk=False)
+        many = run(pieces, made.scenario, 3, release_names(made))
+        assert many.applied[-1].detail["mean_before"] == one.applied[-1].detail["mean_before"], size
+        assert many.frame.equals(one.frame)
