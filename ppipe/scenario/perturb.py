@@ -125,12 +125,13 @@ def _picked(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
 
 def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
     rows: dict[str, list[int]] = {}
+    nulled = np.zeros(state.height, dtype=bool)
     for column in spec.columns:
         mask = _picked(rng, state.height, spec.rate)
-        rows[column] = state.rows[mask].tolist()
+        rows[column], nulled = state.rows[mask].tolist(), nulled | mask
         state.frame = state.in_order().with_columns(
             pl.when(pl.lit(pl.Series(mask))).then(None).otherwise(pl.col(column)).alias(column))
-    every = sorted({r for rs in rows.values() for r in rs})
+    every = np.unique(state.rows[nulled]).tolist()  # sorted, a copy's row once
     return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
 
 
@@ -175,7 +176,7 @@ def out_of_order(state: State, spec: OutOfOrder, rng: np.random.Generator) -> Ap
     picked = np.flatnonzero(_picked(rng, state.height, spec.rate))
     if len(picked) < 2:  # one row alone cannot leave its place
         return Applied(0, "out_of_order", [spec.column], [], {"rate": spec.rate})
-    moved = sorted(state.rows[picked].tolist())
+    moved = np.sort(state.rows[picked]).tolist()
     cycle = rng.permutation(picked)
     order = np.arange(state.height)
     order[cycle] = np.roll(cycle, 1)  # each picked row takes the place of the next one in the cycle
