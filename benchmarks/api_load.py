@@ -7,7 +7,7 @@ as a participant's pipeline would. Prints throughput, latency percentiles and er
 measured window (after a warm-up); exits 1 below 500 requests/s, above 50 ms at p99 or on any error.
 
     python benchmarks/api_load.py                                                    # SQLite
-    python benchmarks/api_load.py --postgres postgresql://postgres@127.0.0.1:5432/test
+    python benchmarks/api_load.py --postgres postgresql://postgres@127.0.0.1:5432/test --workers 2
 """
 
 from __future__ import annotations
