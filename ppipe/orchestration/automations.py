@@ -52,19 +52,21 @@ def _ppipe_runs():
 def crash_zombies():
     """The automation that marks a silent ppipe flow run Crashed."""
     return _crash_unless(CRASH_ZOMBIES, "Mark ppipe flow runs Crashed when their heartbeats stop (their machine died).",
-                         after="prefect.flow-run.heartbeat", expect="prefect.flow-run.heartbeat",
+                         after={"prefect.flow-run.heartbeat"}, expect="prefect.flow-run.heartbeat",
                          within=silence_window())
 
 
 def crash_unstarted():
     """The automation that marks Crashed a ppipe flow run picked up by a worker that died before starting it."""
     return _crash_unless(CRASH_UNSTARTED, "Mark ppipe flow runs Crashed when they stay Pending (their worker died).",
-                         after="prefect.flow-run.Pending", expect="prefect.flow-run.Running",
+                         # a worker proposes Submitting (a Pending state) as it takes a run
+                         after={"prefect.flow-run.Pending", "prefect.flow-run.Submitting"},
+                         expect="prefect.flow-run.Running",
                          within=timedelta(seconds=settings.start_window()))
 
 
-def _crash_unless(name: str, description: str, *, after: str, expect: str, within: timedelta):
-    """An automation: after event ``after`` of a ppipe flow run, ``expect`` or a final state
+def _crash_unless(name: str, description: str, *, after: set[str], expect: str, within: timedelta):
+    """An automation: after an event in ``after`` of a ppipe flow run, ``expect`` or a final state
     must follow ``within``; else the run is marked Crashed with :data:`ZOMBIE_MESSAGE`."""
     from prefect.automations import Automation
     from prefect.client.schemas.objects import StateType
@@ -76,7 +78,7 @@ def _crash_unless(name: str, description: str, *, after: str, expect: str, withi
         name=name,
         description=description,
         trigger=EventTrigger(
-            after={after},
+            after=after,
             expect={expect, *FINAL_EVENTS},
             match=ResourceSpecification({"prefect.resource.id": ["prefect.flow-run.*"]}),
             match_related=_ppipe_runs(),

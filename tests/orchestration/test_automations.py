@@ -38,21 +38,23 @@ def test_deploy_creates_the_three_automations_once_with_their_windows(tmp_path, 
     silent, unstarted = read(automations.CRASH_ZOMBIES), read(automations.CRASH_UNSTARTED)
     assert silent.trigger.within.total_seconds() == 100  # 2.5 heartbeats
     assert unstarted.trigger.within.total_seconds() == 90
-    assert unstarted.trigger.after == {"prefect.flow-run.Pending"}
+    assert unstarted.trigger.after == {"prefect.flow-run.Pending", "prefect.flow-run.Submitting"}
     assert "prefect.flow-run.Running" in unstarted.trigger.expect
 
 
 @pytest.mark.slow
-def test_a_run_left_pending_by_a_dead_worker_is_marked_crashed(tmp_path, monkeypatch):
+@pytest.mark.parametrize("taken", ["Pending", "Submitting"])
+def test_a_run_left_pending_by_a_dead_worker_is_marked_crashed(tmp_path, monkeypatch, taken):
+    """Workers propose Submitting (a Pending state) as they take a run; either, left alone, ends Crashed."""
+    from prefect import states
     from prefect.client.orchestration import get_client
-    from prefect.states import Pending
 
     monkeypatch.setenv("PPIPE_START_WINDOW", "10")
-    deployment_id = deploy.deploy(future_challenge(tmp_path, name="unstarted"))
+    deployment_id = deploy.deploy(future_challenge(tmp_path, name=f"unstarted-{taken.lower()}"))
     automations.ensure_automations()  # deploy makes them once per process: apply this window
     with get_client(sync_client=True) as client:
         run = client.create_flow_run_from_deployment(deployment_id)
-        client.set_flow_run_state(run.id, Pending())  # what a worker does when it picks a run up
+        client.set_flow_run_state(run.id, getattr(states, taken)())  # what a worker does as it takes a run
         deadline = time.monotonic() + 90
         while (state := client.read_flow_run(run.id).state).is_pending() and time.monotonic() < deadline:
             time.sleep(2)
