@@ -48,6 +48,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
+from uuid import UUID
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -155,6 +156,34 @@ class Machine:
             self.worker.process.wait(5)
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU seconds of a process and its live descendants, plus what its reaped children used
+    (a worker's finished flow runs)."""
+    ticks = 0
+    for each in [pid, *descendants(pid)]:
+        with contextlib.suppress(OSError, IndexError, ValueError):
+            fields = Path(f"/proc/{each}/stat").read_text().rsplit(")", 1)[1].split()
+            ticks += sum(int(value) for value in fields[11:15])  # utime stime cutime cstime
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds every core spent busy since boot (/proc/stat: all but idle and iowait)."""
+    values = [int(v) for v in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(values) - values[3] - values[4]) / os.sysconf("SC_CLK_TCK")
+
+
+def cpu_report(cluster, machines: list[Machine], busy: float) -> str:
+    """Where the machine's CPU went during the load: flow runs (with their workers), each kind of
+    server process, and the rest (PostgreSQL, Redis, this script); the killed machine's is lost."""
+    parts = {"workers + flow runs": sum(cpu_seconds(m.worker.process.pid) for m in machines if m.killed_at is None)}
+    for process in cluster.processes:
+        role = "API" if process.role.startswith("api") else process.role
+        parts[role] = parts.get(role, 0.0) + cpu_seconds(process.process.pid)
+    parts["rest"] = busy - sum(parts.values())
+    return f"CPU busy {busy:.0f} s: " + ", ".join(f"{name} {seconds:.0f} s" for name, seconds in parts.items())
+
+
 def descendants(pid: int) -> list[int]:
     """Every process under ``pid`` (read from /proc)."""
     children: dict[int, list[int]] = {}
@@ -231,6 +260,8 @@ class Result:
     failures: list[str] = field(default_factory=list)
     held_at_kill: int = 0
     wall: float = 0.0
+    timeline: list[str] = field(default_factory=list)  # how each killed row was recovered
+    cpu: str = ""  # where the machine's CPU went
 
 
 def run_distributed(args, base: Path) -> Result:
@@ -253,7 +284,9 @@ def run_distributed(args, base: Path) -> Result:
             machines = [start_machine(f"machine-{k + 1}", base, {**os.environ, **common,
                                       "PREFECT_API_URL": cluster.api_urls[k % 2]}) for k in range(3)]
             stack.callback(lambda: [m.worker.stop() for m in machines if m.killed_at is None])
+            busy_before = machine_busy_seconds()
             result = drive(args, base, result, machines, victim=machines[2])
+            result.cpu = cpu_report(cluster, machines, machine_busy_seconds() - busy_before)
             result.failures += cluster.problems()
         result.peak_connections = sampler.stop()
     return result
@@ -295,7 +328,7 @@ def drive(args, base: Path, result: Result, machines: list[Machine], victim: Mac
     specs = challenge_specs(args, source, base / "out", t0)
     deployment_ids = create_and_deploy(specs)
     ledger = Ledger()
-    killed_rows: set[tuple[str, int, str]] = set()
+    killed_rows: dict[tuple[str, int, str], datetime] = {}
     if victim is not None:
         killed_rows = kill_while_holding(ledger, victim, args)
         result.held_at_kill = len(killed_rows)
@@ -307,14 +340,15 @@ def drive(args, base: Path, result: Result, machines: list[Machine], victim: Mac
     _wait_final(deployment_ids, timeout=max(30.0, deadline - time.monotonic()))
     result.wall = time.monotonic() - started
     measure(ledger, names, result, killed_rows, victim)
+    result.timeline = recovery_timeline(ledger, names, killed_rows, victim)
     check(ledger, names, deployment_ids, result, machines, victim)
     ledger.engine.dispose()
     return result
 
 
-def kill_while_holding(ledger, victim: Machine, args) -> set[tuple[str, int, str]]:
+def kill_while_holding(ledger, victim: Machine, args) -> dict[tuple[str, int, str], datetime]:
     """Wait until one of the victim's runs holds a claim on a release that is not its
-    challenge's last, then kill the machine; returns the rows it held."""
+    challenge's last, then kill the machine; returns the rows it held, with their claims' expiry."""
     from ppipe.ledger import ReleaseRecord
     from sqlmodel import Session, select
 
@@ -328,10 +362,38 @@ def kill_while_holding(ledger, victim: Machine, args) -> set[tuple[str, int, str
                     ReleaseRecord.index < args.releases - 1)).all()
             if held:
                 victim.kill()
-                return {(row.challenge_id, row.index, row.destination) for row in held}
+                return {(row.challenge_id, row.index, row.destination): _utc(row.claim_expires_at) for row in held}
         time.sleep(0.05)
     victim.kill()
-    return set()
+    return {}
+
+
+def recovery_timeline(ledger, names: list[str], killed_rows, victim: Machine | None) -> list[str]:
+    """For each row the killed machine held: seconds after the kill at which its claim expired,
+    the run that delivered it was scheduled, started (Running) and claimed it, and it was delivered;
+    so a missed recovery target shows where the time went (detection, a worker's pick-up, CPU)."""
+    from prefect.client.orchestration import get_client
+
+    if victim is None or victim.killed_at is None:
+        return []
+    lines = []
+    with get_client(sync_client=True) as client:
+        for name in names:
+            for row in ledger.releases(name):
+                expiry = killed_rows.get((row.challenge_id, row.index, row.destination))
+                if expiry is None:
+                    continue
+                run = client.read_flow_run(row.flow_run_id) if row.flow_run_id else None
+                kill = victim.killed_at
+                lines.append(f"{name} {row.name}: claim expired {_after(expiry, kill)}, delivering run "
+                             f"{run.name if run else '?'} scheduled {_after(run and run.expected_start_time, kill)} "
+                             f"started {_after(run and run.start_time, kill)}, claimed {_after(row.started_at, kill)}, "
+                             f"delivered {_after(row.delivered_at, kill)} s after the kill")
+    return lines
+
+
+def _after(moment: datetime | None, origin: datetime) -> str:
+    return f"{(_utc(moment) - origin).total_seconds():+.1f}" if moment else "?"
 
 
 def _all_delivered(ledger, names: list[str]) -> bool:
@@ -386,7 +448,7 @@ def check(ledger, names, deployment_ids, result: Result, machines: list[Machine]
         report = api.verify(name)
         if not report.ok:
             failures.append(f"{name}: verify: {report.problems[:2]}")
-    failures += check_task_runs(deployment_ids, sum(len(ledger.releases(n)) for n in names))
+    failures += check_task_runs(deployment_ids, [row for n in names for row in ledger.releases(n)])
     for machine in machines:
         ran = machine.flow_runs()
         if machine is not victim and not ran:
@@ -394,8 +456,9 @@ def check(ledger, names, deployment_ids, result: Result, machines: list[Machine]
         failures += [f"{machine.name}: {line}" for line in _problems(machine.worker.log)]
 
 
-def check_task_runs(deployment_ids, expected_uploads: int) -> list[str]:
-    """Every flow run final; one completed upload task run per (release, destination) outside crashed runs."""
+def check_task_runs(deployment_ids, rows) -> list[str]:
+    """Every flow run final; one completed upload task run per (release, destination) outside crashed runs.
+    A row without one is named with the upload task run its ledger row records and that run's state."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterId
     from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
@@ -417,9 +480,30 @@ def check_task_runs(deployment_ids, expected_uploads: int) -> list[str]:
     doubled = [name for name, count in completed.items() if count > 1]
     if doubled:
         failures.append(f"more than one completed upload task run: {doubled[:3]}")
-    if len(completed) != expected_uploads:
-        failures.append(f"{len(completed)} (release, destination) with a completed upload task run, expected {expected_uploads}")
+    if len(completed) != len(rows):
+        failures.append(f"{len(completed)} (release, destination) with a completed upload task run, "
+                        f"expected {len(rows)}")
+        failures += _uploads_unaccounted(rows, {t.id for t in uploads if t.state and t.state.is_completed()})
     return failures
+
+
+def _uploads_unaccounted(rows, completed_ids: set) -> list[str]:
+    """The rows whose recorded upload task run is not among the completed ones outside crashed
+    flow runs, with what Prefect says of that task run and its flow run."""
+    from prefect.client.orchestration import get_client
+
+    found = []
+    with get_client(sync_client=True) as client:
+        for row in rows:
+            if row.task_run_id and UUID(row.task_run_id) in completed_ids:
+                continue
+            task = client.read_task_run(row.task_run_id) if row.task_run_id else None
+            run = client.read_flow_run(row.flow_run_id) if row.flow_run_id else None
+            found.append(f"{row.name} of {row.challenge_id}: task run {row.task_run_id} "
+                         f"{task.state.name if task and task.state else '?'}, flow run "
+                         f"{run.name if run else '?'} {run.state.name if run and run.state else '?'} "
+                         f"({run.state.message if run and run.state else ''})")
+    return found[:10]
 
 
 PAGE = 200  # the API's largest page
@@ -461,6 +545,9 @@ def describe(result: Result) -> list[str]:
     if result.recovery is not None or result.held_at_kill:
         lines.append(f"  killed while holding {result.held_at_kill} claim(s); recovery "
                      + (f"{result.recovery:.1f} s after the kill" if result.recovery is not None else "NOT complete"))
+    lines += [f"  recovered: {line}" for line in result.timeline]
+    if result.cpu:
+        lines.append(f"  {result.cpu}")
     if result.peak_connections is not None:
         lines.append(f"  peak PostgreSQL connections {result.peak_connections}")
     lines += [f"  FAILED: {f}" for f in result.failures[:20]]

@@ -5,25 +5,80 @@ Challenges: :func:`load`, :func:`plan`, :func:`create`, :func:`list_challenges`,
 :func:`deploy`, :func:`write_prefect_yaml`, :func:`run`, :func:`pause`, :func:`resume`,
 :func:`cancel`, :func:`demo`, :func:`server_start`, :func:`server_stop`, :func:`server_status`,
 :func:`worker`. Integrity: :func:`verify`. Prefect-backed functions use ``PREFECT_API_URL``
-when set, else the standing local server (started if needed). Heavy modules (polars, Prefect)
-are imported by the functions that need them, so ``import ppipe.api`` stays light.
+when set, else the standing local server (started if needed). Every module beyond the
+standard library is imported by the functions that need it, so ``import ppipe.api`` stays
+light, and the commands that only look (``list``, ``show``) read through
+:class:`ppipe.ledger_view.LedgerView` instead of the ORM unless given a Ledger.
 """
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from uuid import UUID
+from typing import TYPE_CHECKING, Iterator
 
-from ppipe.challenge.durations import parse_time
-from ppipe.challenge.planning import PlannedRelease
-from ppipe.challenge.spec import Challenge, Grant
-from ppipe.delivery.challenges import (
-    check_release_index, create, ensure_registered, existing_ledger, load, open_ledger,
-)
 from ppipe.errors import NotFoundError, SpecError
-from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord, by_release
+
+if TYPE_CHECKING:
+    from uuid import UUID
+
+    from ppipe.challenge.planning import PlannedRelease
+    from ppipe.challenge.spec import Challenge, Grant
+    from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord
+    from ppipe.ledger_view import LedgerView
+
+
+# --- the ledger: registering and opening (ppipe.delivery.challenges) ----------------------------
+
+
+def load(path_or_challenge: str | Path | Challenge) -> Challenge:
+    """A Challenge from a YAML file (or the Challenge itself)."""
+    from ppipe.challenge.spec import Challenge
+    from ppipe.challenge.specfile import load_challenge
+
+    return path_or_challenge if isinstance(path_or_challenge, Challenge) else load_challenge(path_or_challenge)
+
+
+def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRecord:
+    """Validate, stage the source once (counting rows) and register the challenge in the ledger."""
+    from ppipe.delivery.challenges import create as register
+
+    return register(challenge, ledger=ledger)
+
+
+def ensure_registered(name: str, *, ledger: Ledger | None = None, deployments: Path | None = None) -> Challenge:
+    """The challenge ``name`` from the ledger, else registered from ``deployments/NAME.yaml``."""
+    from ppipe.delivery.challenges import ensure_registered as ensure
+
+    return ensure(name, ledger=ledger, deployments=deployments)
+
+
+def open_ledger(ledger: Ledger | None = None, *, create: bool = True) -> Ledger:
+    """``ledger``, or the configured one (``create=False``: never made by looking)."""
+    from ppipe.delivery.challenges import open_ledger as opened
+
+    return opened(ledger, create=create)
+
+
+@contextlib.contextmanager
+def reading(name: str | None = None, *, ledger: Ledger | None = None) -> Iterator[Ledger | LedgerView]:
+    """What a command that only looks reads: ``ledger`` when given, else a read-only view of the
+    configured ledger, closed afterwards. Without a ledger, NotFoundError (naming ``name``)."""
+    if ledger is not None:
+        yield ledger
+        return
+    from ppipe.ledger_view import LedgerView
+
+    try:
+        view = LedgerView()
+    except NotFoundError as exc:
+        if name is None:
+            raise
+        raise NotFoundError(f"no challenge named {name!r}: {exc}") from None
+    with view:
+        yield view
 
 
 def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
@@ -65,10 +120,12 @@ __all__ = [
 ]
 
 
-def list_challenges(*, ledger: Ledger | None = None) -> list[ChallengeRecord]:
-    """The challenges in the ledger (none when there is no ledger yet: looking never makes one)."""
+def list_challenges(*, ledger: Ledger | None = None) -> list:
+    """The challenges in the ledger, as ChallengeRecord-like rows (none when there is no ledger
+    yet: looking never makes one)."""
     try:
-        return (ledger or existing_ledger()).list_challenges()
+        with reading(ledger=ledger) as reader:
+            return reader.list_challenges()
     except NotFoundError:
         return []
 
@@ -78,26 +135,26 @@ STATUSES = ("planned", "running", "delivered", "failed", "partial")
 
 
 def show(name: str, *, ledger: Ledger | None = None, status: str | None = None,
-         last: int | None = None) -> tuple[ChallengeRecord, list[ReleaseStatus]]:
+         last: int | None = None) -> tuple:
     """A challenge's ledger record and where each of its releases stands, per destination;
     only those in ``status``, only the ``last`` N. Never makes a ledger."""
     if status is not None and status not in STATUSES:
         raise SpecError("--status", f"{status!r} is not a release state: use {', '.join(STATUSES)}")
     if last is not None and last < 1:
         raise SpecError("--last", f"must be 1 or more, not {last}")
-    ledger = ledger or existing_ledger(name)
-    releases = release_status(name, ledger=ledger)
+    with reading(name, ledger=ledger) as reader:
+        record, releases = reader.get(name), release_status(name, ledger=reader)
     if status is not None:
         releases = [release for release in releases if release.status == status]
     if last is not None:
         releases = releases[-last:]
-    return ledger.get(name), releases
+    return record, releases
 
 
 def summary(name: str, *, ledger: Ledger | None = None) -> dict:
     """Counts of releases per state and the next release due (``show`` and ``run`` start with it)."""
-    ledger = ledger or existing_ledger(name)
-    record, releases = ledger.get(name), release_status(name, ledger=ledger)
+    with reading(name, ledger=ledger) as reader:
+        record, releases = reader.get(name), release_status(name, ledger=reader)
     upcoming = next((release for release in releases if release.status != "delivered"), None)
     return {
         "name": name, "state": record.state, "rows": record.n_rows, "releases": len(releases),
@@ -145,11 +202,15 @@ class ReleaseStatus:
         }
 
 
-def release_status(name: str, *, ledger: Ledger | None = None) -> list[ReleaseStatus]:
-    return [
-        ReleaseStatus(group[0].index, group[0].name, group[0].start, group[0].stop, group[0].scheduled_at, group)
-        for group in by_release(open_ledger(ledger).releases(name))
-    ]
+def release_status(name: str, *, ledger: Ledger | LedgerView | None = None) -> list[ReleaseStatus]:
+    """Each release of ``name`` with its rows, one per destination. Never makes a ledger."""
+    with reading(name, ledger=ledger) as reader:
+        rows = reader.releases(name)
+    groups: dict[int, list] = {}
+    for row in rows:
+        groups.setdefault(row.index, []).append(row)
+    return [ReleaseStatus(group[0].index, group[0].name, group[0].start, group[0].stop, group[0].scheduled_at, group)
+            for group in groups.values()]
 
 
 def grant(name: str, grant: Grant, *, ledger: Ledger | None = None):
@@ -247,6 +308,7 @@ def run(name: str, *, now: datetime | str | None = None, release: int | None = N
     """Run the dispatch flow once, here: deliver what is due at ``now`` (default: the current
     time), or release ``release`` whenever it is scheduled. Returns the FlowRun (id, UI address,
     whether it failed and why); ``listener(release, step, detail)`` sees each step."""
+    from ppipe.challenge.durations import parse_time
     from ppipe.orchestration.runs import run_here
 
     if isinstance(now, str):
@@ -256,6 +318,8 @@ def run(name: str, *, now: datetime | str | None = None, release: int | None = N
             raise SpecError("--now", str(exc)) from None
     if release is not None and release < 0:
         raise SpecError("--release", "must be a release index (0 or more)")
+    from ppipe.delivery.challenges import check_release_index
+
     ensure_registered(name)  # an unknown name or a bad file: one line, before any server starts
     check_release_index(name, release)
     return run_here(name, now=now, release=release, listener=listener, quiet=quiet, on_start=on_start)
@@ -264,6 +328,7 @@ def run(name: str, *, now: datetime | str | None = None, release: int | None = N
 def verify(name: str, *, ledger: Ledger | None = None):
     """Check every delivered release (exists, size, sha256), that releases add up to the source,
     and that no release is due but undelivered. Never makes a ledger."""
+    from ppipe.delivery.challenges import existing_ledger
     from ppipe.delivery.verify import verify as check
 
     return check(name, ledger or existing_ledger(name))
@@ -353,9 +418,10 @@ class GrantStatus:
 
 
 def grant_status(name: str, *, ledger: Ledger | None = None) -> list[GrantStatus]:
-    ledger = open_ledger(ledger)
-    applications = ledger.applications(name)
-    return [GrantStatus(row, applications.get(row.id, [])) for row in ledger.grants(name, state=None)]
+    """Every grant of ``name`` (active or revoked) and where it stands. Never makes a ledger."""
+    with reading(name, ledger=ledger) as reader:
+        applications = reader.applications(name)
+        return [GrantStatus(row, applications.get(row.id, [])) for row in reader.grants(name, state=None)]
 
 
 # --- participants (ppipe.participants) -------------------------------------------------------

@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 from rich.table import Table
 
 from ppipe.cli.common import JsonFlag, Name, command, console, err_console, group, lazy_module, print_json, say
 from ppipe.cli.tables import Column, print_release_table, print_table
-
-if TYPE_CHECKING:
-    from ppipe.ledger import ChallengeRecord
 
 api = lazy_module("ppipe.api")
 
@@ -58,10 +55,13 @@ def create(file: SpecFile) -> None:
         f"{len(record.challenge().proportions)} releases", wrap=True)
 
 
-def _challenge_json(record: ChallengeRecord) -> dict:
+def _challenge_json(record) -> dict:
+    """A challenges row (ChallengeRecord or ledger_view.ChallengeRow) as ``list`` and ``show`` print it."""
+    from ppipe.ledger_view import release_count
+
     return {
         "name": record.name, "id": str(record.id), "state": record.state, "rows": record.n_rows,
-        "created_at": record.created_at.isoformat(), "releases": len(record.challenge().proportions),
+        "created_at": record.created_at.isoformat(), "releases": release_count(record.spec),
     }
 
 
@@ -124,7 +124,8 @@ def delete(
         "--keep-access", help="Delete even where a grant cannot be revoked (that access stays: remove it by hand).")] = False,
 ) -> None:
     """Revoke the challenge's grants, then delete it from the ledger (delivered files stay where they are)."""
-    record = api.existing_ledger(name).get(name)
+    with api.reading(name) as ledger:
+        record = ledger.get(name)
     if not yes and not typer.confirm(f"Delete challenge {name} ({record.state}, {record.n_rows} rows)?"):
         raise typer.Exit(1)
     for line in api.delete(name, keep_access=keep_access):

@@ -41,13 +41,6 @@ def existing_ledger(name: str | None = None) -> Ledger:
         raise NotFoundError(f"no challenge named {name!r}: {exc}") from None
 
 
-def load(path_or_challenge: str | Path | Challenge) -> Challenge:
-    """A Challenge from a YAML file (or the Challenge itself)."""
-    if isinstance(path_or_challenge, Challenge):
-        return path_or_challenge
-    return load_challenge(path_or_challenge)
-
-
 def create(challenge: Challenge, *, ledger: Ledger | None = None) -> ChallengeRecord:
     """Validate, stage the source once (counting its rows and hashing its bytes) and register the
     challenge with the source's sha256, which every machine's staging then checks against.
