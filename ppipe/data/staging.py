@@ -8,11 +8,13 @@ ledger records the digest at create, so every machine cuts its releases from the
 refuses a source that differs (a challenge of an older ledger, without a recorded digest, keeps
 ``PPIPE_HOME/staged/<challenge>/``).
 
-* the fast path, :class:`StagedText` (see :func:`byte_range_eligible`): a CSV released as CSV
-  or an NDJSON released as NDJSON, unshuffled, without row_id. The source is validated (a CSV
-  in the one pass over its bytes that indexes it: UTF-8, and every row with as many fields as
-  the header; an NDJSON by one full polars parse that writes nothing), and a byte-offset index
-  is stored instead of a copy.
+* the fast path, :class:`StagedText` (see :func:`byte_range_eligible`): a CSV or TSV released
+  as CSV (with or without row_id) or an NDJSON released as NDJSON, unshuffled. The source is
+  validated (a CSV or TSV in the one pass over its bytes that indexes it: UTF-8, and every row
+  with as many fields as the header; an NDJSON by one full polars parse that writes nothing),
+  and a byte-offset index is stored instead of a copy. A text the byte pass cannot cut safely
+  (a TSV whose values need CSV quotes, a blank line where a row number is appended...) is
+  staged as Parquet instead.
 * :class:`StagedParquet`: ``data.parquet`` (row groups of ROW_GROUP rows, shuffled once when
   ``output.shuffle``, see :mod:`ppipe.data.shuffle`). CSV/TSV are staged as text, field by
   field, so a release in the source's own format carries the source's values unchanged;
@@ -112,14 +114,20 @@ def _load(folder: Path, challenge_id: str | None) -> StagedSource | None:
 
 
 def byte_range_eligible(challenge: Challenge) -> bool:
-    """True when releases can be byte ranges of the source: CSV to CSV or NDJSON to NDJSON,
-    no shuffle, no row_id, and (NDJSON) no declared type to convert to."""
+    """True when releases can be byte ranges of the source: CSV or TSV to CSV (row_id appended
+    to each line if asked), NDJSON to NDJSON without row_id and declared types; never shuffled,
+    with a scenario, or with prediction requests (their batches leave the label column out)."""
     source, output = challenge.source, challenge.output
-    if output.shuffle or output.row_id or scenario_cut.applies(challenge):
+    if output.shuffle or scenario_cut.applies(challenge) or _has_prediction(challenge):
         return False
-    if source.format == "csv":
+    if source.format in sources.TEXT_FORMATS:
         return output.format == "csv"
-    return source.format == "ndjson" and output.format == "ndjson" and not source.column_types
+    return source.format == "ndjson" and output.format == "ndjson" and not source.column_types and not output.row_id
+
+
+def _has_prediction(challenge: Challenge) -> bool:
+    requests = getattr(challenge, "requests", None)
+    return getattr(requests, "prediction", None) is not None
 
 
 # --- staging -------------------------------------------------------------------------------------
@@ -299,7 +307,8 @@ def _stage_offsets(
             try:
                 with sources.source_errors(source, "cannot stage"):
                     try:
-                        scanned = index_text(local, tmp_index, tmp_blocks, source.format, hash_it=sha is None)
+                        scanned = index_text(local, tmp_index, tmp_blocks, source.format, hash_it=sha is None,
+                                             strict=challenge.output.row_id)
                     except BadText as exc:
                         raise SourceError(url, f"cannot stage: {exc}") from None
             except Exception:
@@ -325,7 +334,7 @@ def _stage_offsets(
             durable.fsync_file(tmp)
             tmp.replace(folder / final)
         names = list(schema.names())
-        if source.format == "csv":
+        if source.format in sources.TEXT_FORMATS:
             columns = {n: "string" for n in names}
         else:
             columns = {n: type_name(schema[n]) for n in names}
@@ -348,7 +357,7 @@ def _polars_rows(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
     malformed record fails as it does when staging Parquet."""
     with sources.source_errors(source, "cannot stage"):
         schema = lf.collect_schema()
-        if source.format == "csv":
+        if source.format in sources.TEXT_FORMATS:
             return schema, int(lf.select(pl.len()).collect().item())
         counts = lf.select(pl.len().alias("\x00ppipe_rows"), pl.all().null_count()).collect(engine="streaming")
     return schema, int(counts.item(0, 0))

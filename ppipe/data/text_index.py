@@ -32,7 +32,9 @@ class IndexedText(Protocol):
 INDEX, BLOCKS = "offsets.i64", "blocks.crc32"
 BLOCK = 1 << 20  # bytes per CRC-32 block of the text
 SCAN_CHUNK = 8 * BLOCK  # bytes read at once when indexing or cutting (a multiple of BLOCK)
-_NL, _CR, _QUOTE, _COMMA, _BRACE = 10, 13, 34, 44, 123
+_TAB, _NL, _CR, _QUOTE, _COMMA, _BRACE = 9, 10, 13, 34, 44, 123
+#: bytes a TSV may not hold to be cut by bytes into CSV: a field holding one would need CSV quoting
+_TSV_NEEDS_QUOTES = (b'"', b",", b"\r")
 _EOF = -1  # stands for "before the first byte" / "after the last byte" in the quote checks
 
 
@@ -60,6 +62,7 @@ class _CsvCheck:
         self.line_start = 0  # where the current, unfinished line starts (file offset)
         self.carry = 0  # delimiters seen so far in that line
         self.ragged: str | None = None
+        self.blank = False  # a blank line was seen (a row with no values)
 
     def text(self, chunk: bytearray, base: int, breaks: np.ndarray) -> None:
         """UTF-8 check of ``chunk`` (at file offset ``base``; ``breaks``: its row ends)."""
@@ -92,6 +95,7 @@ class _CsvCheck:
             lengths = breaks[bad] - starts  # without the line break
             lead = np.where(starts >= 0, data[np.maximum(starts, 0)], prev)
             blank = (counts[bad] == 0) & ((lengths == 0) | ((lengths == 1) & (lead == _CR)))
+            self.blank = self.blank or bool(blank.any())
             bad = bad[~blank]
             if len(bad):
                 self._ragged(self.lines + int(bad[0]), int(counts[bad[0]]))
@@ -110,7 +114,9 @@ class _CsvCheck:
             raise BadText(f"is not valid UTF-8 text (byte {size - held}, {where}: a character cut short)") from None
         length = size - self.line_start
         if self.header is not None and length and self.carry != self.header:
-            if not (self.carry == 0 and length == 1 and last == _CR):
+            if self.carry == 0 and length == 1 and last == _CR:
+                self.blank = True
+            else:
                 self._ragged(self.lines, self.carry)
 
     def _ragged(self, row: int, delimiters: int) -> None:
@@ -121,7 +127,7 @@ class _CsvCheck:
                            f"row {row} has {n} field{'s' * (n != 1)}, the header has {self.header + 1}")
 
 
-def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it: bool = True):
+def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it: bool = True, strict: bool = False):
     """Write the row offsets of text file ``path`` to ``index_out`` and the CRC-32 of each of its
     BLOCK-byte blocks to ``blocks_out``; returns (rows, sha256 hex or None).
 
@@ -135,8 +141,15 @@ def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it:
     on: a CSV quote that is not RFC 4180 (opening a field, doubled, or closing one), an
     unterminated quote, a CSV starting with a blank line, or an NDJSON line not starting with
     '{' (blank lines, leading blanks).
+
+    ``fmt`` "tsv" (cut into CSV, see :mod:`ppipe.data.text_rows`): tab-delimited, no quoting;
+    None when a value would need CSV quoting (a '"', ',' or CR anywhere) or a row is not as
+    wide as the header (polars null-fills it: the Parquet path keeps that behaviour).
+    ``strict`` (rows get a value appended): None as well when a CSV has a blank line.
     """
-    csv = fmt == "csv"
+    tsv = fmt == "tsv"
+    csv = fmt == "csv" or tsv
+    delimiter = _TAB if tsv else _COMMA
     check = _CsvCheck() if csv else None
     digest = hashlib.sha256() if hash_it else None
     parity, base, rows, prev_byte = 0, 0, 0, _EOF
@@ -162,15 +175,21 @@ def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it:
             checksums = hasher.submit(_checksum, current, digest)
             upcoming = hasher.submit(read, k)  # into the other buffer, whose checksums are done
             data = np.frombuffer(current, np.uint8)
+            if tsv and any(current.find(b) != -1 for b in _TSV_NEEDS_QUOTES):
+                return None
             if csv:
                 # separators: delimiters and line breaks, in order; those inside quotes dropped
-                seps = np.flatnonzero((data == _NL) | (data == _COMMA))
-                if parity or current.find(b'"') != -1:
+                seps = np.flatnonzero((data == _NL) | (data == delimiter))
+                quotes = None
+                if not tsv and (parity or current.find(b'"') != -1):
                     next_byte = _first_byte(upcoming.result())
                     quotes = np.flatnonzero(data == _QUOTE)
                     if not _quotes_well_formed(data, quotes, parity, prev_byte, next_byte):
                         return None
                     seps = seps[((parity + np.searchsorted(quotes, seps)) & 1) == 0]
+                if strict and current.find(b"\r") != -1 and _lone_cr(data, quotes, parity, upcoming):
+                    return None  # where "x\r\r\n" ends its value is polars' guess: a row number would move it
+                if quotes is not None:
                     parity = (parity + len(quotes)) & 1
                 at = np.flatnonzero(data[seps] == _NL)  # which separators end a row
                 breaks = seps[at]
@@ -194,10 +213,24 @@ def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it:
             return None
         if csv:
             check.finish(base, prev_byte)
-            if check.ragged:
+            if check.ragged and not tsv:
                 raise BadText(check.ragged)
+            if check.ragged or (tsv or strict) and check.blank:
+                return None
         index.write(np.array([base], "<i8").tobytes())
     return (rows if csv else rows + 1), (digest.hexdigest() if digest is not None else None)
+
+
+def _lone_cr(data: np.ndarray, quotes: np.ndarray | None, parity: int, upcoming) -> bool:
+    """True if a CR outside quotes is not the first byte of a CRLF (a value ending in an
+    unquoted CR, whose CR polars may take for the line break's)."""
+    crs = np.flatnonzero(data == _CR)
+    if quotes is not None:
+        crs = crs[((parity + np.searchsorted(quotes, crs)) & 1) == 0]
+    if not len(crs):
+        return False
+    after = np.append(data, _first_byte(upcoming.result()) & 0xFF)[crs + 1]
+    return bool(np.any(after != _NL))
 
 
 def _first_byte(chunk: bytearray) -> int:
@@ -232,28 +265,58 @@ def read_offsets(staged: IndexedText, *rows: int) -> list[int]:
     return [int(np.fromfile(staged.path, dtype="<i8", count=1, offset=8 * r)[0]) for r in rows]
 
 
-def copy_text(challenge: Challenge, staged: IndexedText, ranges: list[tuple[int, int]], out: BinaryIO) -> tuple[str, int]:
-    """Write the bytes of each [lo, hi) range of the staged text to ``out``; returns the sha256
-    (hex) and size of what was written. Each block read is checked against its CRC-32 from
-    staging (while the previous piece is being written): SourceError if the text changed since
-    staging, and then what was written must be thrown away."""
+def read_offset_range(staged: IndexedText, start: int, stop: int) -> np.ndarray:
+    """Byte offsets of rows ``start`` to ``stop`` inclusive (where each starts; the last: where row
+    ``stop - 1`` ends)."""
+    return np.fromfile(staged.path, dtype="<i8", count=stop - start + 1, offset=8 * start)
+
+
+def copy_text(challenge: Challenge, staged: IndexedText, ranges: list[tuple], out: BinaryIO) -> tuple[str, int]:
+    """Write the bytes of each ``(lo, hi)`` or ``(lo, hi, editor)`` range of the staged text to
+    ``out``, through the editor's ``feed(piece, offset)`` when there is one (see
+    :class:`ppipe.data.text_rows.RowEditor`); returns the sha256 (hex) and size of what was
+    written. Each block read is checked against its CRC-32 from staging (while the previous
+    piece is being written): SourceError if the text changed since staging, and then what was
+    written must be thrown away."""
     crcs = np.fromfile(staged.path.with_name(BLOCKS), dtype="<u4")
     digest, size, per_chunk = hashlib.sha256(), 0, SCAN_CHUNK // BLOCK
     buffer = memoryview(bytearray(SCAN_CHUNK))  # reused: no fresh pages to fault in per chunk
     with open(staged.text, "rb", buffering=0) as f, ThreadPoolExecutor(1) as checker:
-        for lo, hi in ranges:
+        written = None  # an edited piece being hashed and written by the checker thread
+        for lo, hi, *edit in ranges:
             if lo >= hi:
                 continue
+            editor = edit[0] if edit else None
             first, last = lo // BLOCK, (hi - 1) // BLOCK
             f.seek(first * BLOCK)
             for block in range(first, last + 1, per_chunk):
                 chunk = buffer[:_read_into(f, buffer[:min(per_chunk, last + 1 - block) * BLOCK])]
-                piece = chunk[max(lo - block * BLOCK, 0):hi - block * BLOCK]
-                check = checker.submit(_check_and_hash, challenge, chunk, block, crcs, digest, piece)
-                out.write(piece)  # hashlib, zlib and file writes release the GIL: both run at once
-                check.result()
+                skip = max(lo - block * BLOCK, 0)
+                piece = chunk[skip:hi - block * BLOCK]
+                if editor is None:
+                    check = checker.submit(_check_and_hash, challenge, chunk, block, crcs, digest, piece)
+                    out.write(piece)  # hashlib, zlib and file writes release the GIL: both run at once
+                    check.result()
+                    size += len(piece)
+                    continue
+                # edited while the checker checks the block and writes the previous edited piece
+                check = checker.submit(_check_and_hash, challenge, chunk, block, crcs, None, piece)
+                try:
+                    piece = editor.feed(piece, block * BLOCK + skip)
+                finally:
+                    check.result()  # a changed text is reported as such, not as a failed edit
+                if written is not None:
+                    written.result()
+                written = checker.submit(_hash_and_write, digest, piece, out)
                 size += len(piece)
+        if written is not None:
+            written.result()
     return digest.hexdigest(), size
+
+
+def _hash_and_write(digest, piece, out: BinaryIO) -> None:
+    digest.update(piece)
+    out.write(piece)
 
 
 def _read_into(f, buffer: memoryview) -> int:
@@ -278,4 +341,5 @@ def _check_and_hash(challenge: Challenge, chunk: memoryview, first: int, crcs: n
                 f"changed since it was staged (bytes {b * BLOCK}..{b * BLOCK + BLOCK} differ): "
                 "releases would mix two versions; restore the original or make a new challenge",
             )
-    digest.update(piece)
+    if digest is not None:
+        digest.update(piece)
