@@ -12,6 +12,7 @@ event did is recorded by source row, whatever the shuffling and duplication befo
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, Callable
 
 import numpy as np
@@ -24,6 +25,9 @@ from ppipe.challenge.scenario import (
 #: Hidden column: the source row number of each row, dropped (or renamed row_id) before writing.
 ROW = "\x00ppipe_row"
 
+#: Events that move rows: the release is read into memory once and gathered once.
+REORDERINGS = ("duplicates", "out_of_order")
+
 DTYPES = {"string": pl.String, "int": pl.Int64, "float": pl.Float64, "bool": pl.Boolean}
 
 
@@ -34,7 +38,7 @@ class Applied:
     event: int
     kind: str
     columns: list[str]
-    rows: list[int] | None = None  # source row numbers; None = every row of the release
+    rows: np.ndarray | None = None  # source row numbers (packed in the record file); None = every row
     detail: dict[str, Any] = field(default_factory=dict)
 
     def to_json(self) -> dict:
@@ -57,20 +61,41 @@ class Perturbed:
 
 
 @dataclass
-class State:
-    """What the events work on: the lazy release, and the source row of each position (numpy,
-    so recording which rows were touched never computes the frame).
+class Step:
+    """One value change (missing, drift, types, schema, late labels), kept to be applied after
+    the reordering: ``change(frame, *positional)``. ``positional`` holds what is per position
+    (a missing mask, a drifted column), permuted with every later reordering so it follows its rows."""
 
-    Reorderings (duplicates, out of order) are kept as one pending ``order`` and applied only
-    when an event needs positions (missing values, drift's mean) or at the end, in memory: the
-    release is read once, made one chunk and gathered (polars' lazy gather over the scan's
-    many chunks cost more than the cut itself). Per-value changes (types, drift, schema) do
-    not care about order and go to the lazy frame as they come.
+    change: Callable[..., pl.LazyFrame]
+    positional: tuple[pl.Series, ...] = ()
+
+
+@dataclass
+class State:
+    """What the events work on: the release as staged (``source``, lazy), the source row of each
+    position now (numpy, so recording which rows were touched never computes the frame), the
+    reorderings so far composed into one ``order``, and the value changes in spec order.
+
+    A release is ``steps(source.gather(order))``: value changes commute with reorderings once
+    their per-position parts are permuted along, so the release is read once, gathered once
+    (in memory, over one chunk: polars' lazy gather over a scan's many chunks cost more than
+    the cut itself) and the value changes run in the streaming write after the gather. Without
+    a reordering nothing is held in memory: the source streams through the value changes.
     """
 
-    frame: pl.LazyFrame
+    source: pl.LazyFrame
     rows: np.ndarray
+    data: pl.DataFrame | None = None  # the source in memory, one chunk (a release that is reordered)
     order: np.ndarray | None = None
+    steps: list[Step] = field(default_factory=list)
+
+    @classmethod
+    def of(cls, source: pl.LazyFrame, reordered: bool) -> State:
+        """The state of a release before its events; ``reordered``: read it into memory now."""
+        if not reordered:
+            return cls(source, source.select(ROW).collect()[ROW].to_numpy())
+        data = source.collect().rechunk()
+        return cls(source, data[ROW].to_numpy(), data)
 
     @property
     def height(self) -> int:
@@ -79,16 +104,25 @@ class State:
     def reorder(self, order: np.ndarray) -> None:
         self.order = order if self.order is None else self.order[order]
         self.rows = self.rows[order]
+        index = pl.Series(order)
+        for step in self.steps:
+            step.positional = tuple(values.gather(index) for values in step.positional)
 
-    def in_order(self) -> pl.LazyFrame:
-        """The frame with the pending reordering applied."""
+    def change(self, change: Callable[..., pl.LazyFrame], *positional: pl.Series) -> None:
+        self.steps.append(Step(change, positional))
+
+    def frame(self, final: bool = False) -> pl.LazyFrame:
+        """The release as it is now, lazy. ``final``: gathered now, for the write (otherwise
+        the gather stays in the query, so a query of a few columns gathers only those)."""
+        base = self.source if self.data is None else self.data.lazy()
         if self.order is not None:
-            data = self.frame.collect().rechunk()
-            self.frame, self.order = data.select(pl.all().gather(self.order)).lazy(), None
-        return self.frame
+            base = self.data[self.order].lazy() if final else base.select(pl.all().gather(self.order))
+        for step in self.steps:
+            base = step.change(base, *step.positional)
+        return base
 
     def dtype(self, column: str) -> pl.DataType:
-        return self.frame.collect_schema()[column]
+        return self.frame().collect_schema()[column]
 
 
 def rng_for(seed: int, release: int, event: int) -> np.random.Generator:
@@ -99,19 +133,19 @@ def rng_for(seed: int, release: int, event: int) -> np.random.Generator:
 def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int, names: list[str]) -> Perturbed:
     """Apply every event of release ``release`` to ``frame`` (which has :data:`ROW`), in spec order.
 
-    The result stays lazy: the events become one query that polars runs when the release is
-    written, so a perturbed cut reads and writes the data once, like a plain one.
+    The result stays lazy: the value changes run when the release is written, streaming to
+    the file, so a perturbed cut reads and writes the data once, like a plain one.
     """
-    lf = frame.lazy()
-    state = State(lf, lf.select(ROW).collect()[ROW].to_numpy())
-    result = Perturbed(lf, 0, [])
-    for index, event in events_for(scenario, release, names):
+    events = events_for(scenario, release, names)
+    state = State.of(frame.lazy(), reordered=any(e.kind in REORDERINGS for _, e in events))
+    result = Perturbed(state.source, 0, [])
+    for index, event in events:
         applied = STEPS[event.kind](state, event.perturbation, rng_for(scenario.seed, release, index))
         applied.event = index
         result.applied.append(applied)
         if isinstance(event.perturbation, LateLabels):
             result.withheld_label, result.label_lag = event.perturbation.label, event.perturbation.lag
-    result.frame, result.height = state.in_order(), state.height
+    result.frame, result.height = state.frame(final=True), state.height
     return result
 
 
@@ -124,15 +158,18 @@ def _picked(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
 
 
 def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
-    rows: dict[str, list[int]] = {}
+    rows: dict[str, np.ndarray] = {}
     nulled = np.zeros(state.height, dtype=bool)
     for column in spec.columns:
         mask = _picked(rng, state.height, spec.rate)
-        rows[column], nulled = state.rows[mask].tolist(), nulled | mask
-        state.frame = state.in_order().with_columns(
-            pl.when(pl.lit(pl.Series(mask))).then(None).otherwise(pl.col(column)).alias(column))
-    every = np.unique(state.rows[nulled]).tolist()  # sorted, a copy's row once
+        rows[column], nulled = state.rows[mask], nulled | mask
+        state.change(partial(_nulled, column), pl.Series(mask))
+    every = np.unique(state.rows[nulled])  # sorted, a copy's row once
     return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
+
+
+def _nulled(column: str, frame: pl.LazyFrame, mask: pl.Series) -> pl.LazyFrame:
+    return frame.with_columns(pl.when(pl.lit(mask)).then(None).otherwise(pl.col(column)).alias(column))
 
 
 def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Applied:
@@ -140,43 +177,52 @@ def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Appl
     originals = np.flatnonzero(_picked(rng, n, spec.rate))
     # each copy goes somewhere after its original: position in (original, n]
     places = originals + 1 + np.floor(rng.random(len(originals)) * (n - originals)).astype(np.int64)
-    copied = state.rows[originals].tolist()
+    copied = state.rows[originals]
     state.reorder(np.insert(np.arange(n), places, originals))
     return Applied(0, "duplicates", [], copied, {"rate": spec.rate})
 
 
 def drift(state: State, spec: Drift, rng: np.random.Generator) -> Applied:
     numbers = {column: _as_float(pl.col(column), state.dtype(column)) for column in spec.columns}
-    # the mean of the release as it is now (copies count twice), summed over one chunk: over the
-    # scan's pieces, which vary from run to run, its last bits did too
-    values = state.in_order().select([x.alias(c) for c, x in numbers.items()]).collect().rechunk()
+    # the release as it is now (copies count twice), parsed once, in one chunk: summed over the
+    # scan's pieces, which vary from run to run, the mean's last bits did too
+    values = state.frame().select([x.alias(c) for c, x in numbers.items()]).collect().rechunk()
     means = values.mean().row(0, named=True)
-    state.frame = state.frame.with_columns([
-        ((x - means[c]) * spec.scale + means[c] + spec.shift).alias(c) if means[c] is not None else x.alias(c)
-        for c, x in numbers.items()])
+    drifted = values.select([
+        ((pl.col(c) - means[c]) * spec.scale + means[c] + spec.shift).alias(c) if means[c] is not None else pl.col(c)
+        for c in numbers])
+    state.change(_replaced, *drifted.get_columns())
     return Applied(0, "drift", list(spec.columns), None, {"shift": spec.shift, "scale": spec.scale, "mean_before": means})
 
 
+def _replaced(frame: pl.LazyFrame, *columns: pl.Series) -> pl.LazyFrame:
+    return frame.with_columns([pl.lit(values).alias(values.name) for values in columns])
+
+
 def schema(state: State, spec: SchemaChange, rng: np.random.Generator) -> Applied:
-    frame = state.frame.rename(dict(spec.rename)).drop(list(spec.drop))
-    if spec.add:
-        frame = frame.with_columns([pl.lit(v).alias(k) for k, v in spec.add.items()])
-        frame = frame.select(pl.exclude(ROW), pl.col(ROW))  # the hidden column stays last
-    state.frame = frame
+    state.change(partial(_schema_changed, spec))
     detail = {"rename": dict(spec.rename), "drop": list(spec.drop), "add": dict(spec.add)}
     return Applied(0, "schema", list(spec.rename) + list(spec.drop) + list(spec.add), None, detail)
 
 
+def _schema_changed(spec: SchemaChange, frame: pl.LazyFrame) -> pl.LazyFrame:
+    frame = frame.rename(dict(spec.rename)).drop(list(spec.drop))
+    if spec.add:
+        frame = frame.with_columns([pl.lit(v).alias(k) for k, v in spec.add.items()])
+        frame = frame.select(pl.exclude(ROW), pl.col(ROW))  # the hidden column stays last
+    return frame
+
+
 def late_labels(state: State, spec: LateLabels, rng: np.random.Generator) -> Applied:
-    state.frame = state.frame.drop(spec.label)
+    state.change(lambda frame: frame.drop(spec.label))
     return Applied(0, "late_labels", [spec.label], None, {"lag": spec.lag})
 
 
 def out_of_order(state: State, spec: OutOfOrder, rng: np.random.Generator) -> Applied:
     picked = np.flatnonzero(_picked(rng, state.height, spec.rate))
     if len(picked) < 2:  # one row alone cannot leave its place
-        return Applied(0, "out_of_order", [spec.column], [], {"rate": spec.rate})
-    moved = np.sort(state.rows[picked]).tolist()
+        return Applied(0, "out_of_order", [spec.column], state.rows[:0], {"rate": spec.rate})
+    moved = np.sort(state.rows[picked])
     cycle = rng.permutation(picked)
     order = np.arange(state.height)
     order[cycle] = np.roll(cycle, 1)  # each picked row takes the place of the next one in the cycle
@@ -185,8 +231,8 @@ def out_of_order(state: State, spec: OutOfOrder, rng: np.random.Generator) -> Ap
 
 
 def types(state: State, spec: TypeChange, rng: np.random.Generator) -> Applied:
-    state.frame = state.frame.with_columns(
-        [cast(pl.col(c), state.dtype(c), t).alias(c) for c, t in spec.columns.items()])
+    casts = [cast(pl.col(c), state.dtype(c), t).alias(c) for c, t in spec.columns.items()]
+    state.change(lambda frame: frame.with_columns(casts))
     return Applied(0, "types", list(spec.columns), None, {"to": dict(spec.columns)})
 
 

@@ -34,11 +34,11 @@ def test_missing_nulls_each_column_at_the_rate_and_nothing_else(tmp_path):
     for column in ("humidity", "pressure"):
         nulls = frame[column].is_null()
         assert low <= nulls.sum() <= high
-        assert frame.filter(nulls)[ROW].to_list() == record.detail["rows_per_column"][column]
+        assert frame.filter(nulls)[ROW].to_list() == record.detail["rows_per_column"][column].tolist()
         assert frame.filter(~nulls)[column].to_list() == clean.filter(~nulls)[column].to_list()
     assert frame.drop("humidity", "pressure").equals(clean.drop("humidity", "pressure"))
     # the two columns draw independently
-    assert record.detail["rows_per_column"]["humidity"] != record.detail["rows_per_column"]["pressure"]
+    assert record.detail["rows_per_column"]["humidity"].tolist() != record.detail["rows_per_column"]["pressure"].tolist()
 
 
 @pytest.mark.parametrize("shift, scale", [(2.5, 1.1), (-4.0, 1.0), (0.0, 0.5)])
@@ -65,7 +65,7 @@ def test_duplicates_copy_rows_at_the_rate_each_after_its_original(tmp_path):
     assert low <= copies <= high
     rows = frame[ROW].to_list()
     duplicated = sorted(r for r in set(rows) if rows.count(r) == 2)
-    assert duplicated == done.applied[0].rows and len(duplicated) == copies
+    assert duplicated == done.applied[0].rows.tolist() and len(duplicated) == copies
     assert frame.unique(maintain_order=True).sort(ROW).equals(clean)  # copies are exact
     firsts = {}
     for position, row in enumerate(rows):
@@ -78,7 +78,7 @@ def test_out_of_order_moves_exactly_the_picked_rows(tmp_path):
     done = cut(tmp_path, [{"at": "release_3", "out_of_order": {"column": "timestamp", "rate": 0.1}}])
     clean, frame = sensors(START, STOP), done.frame
     moved = [int(r) for r, c in zip(frame[ROW], clean[ROW]) if r != c]
-    assert sorted(moved) == done.applied[0].rows
+    assert sorted(moved) == done.applied[0].rows.tolist()
     low, high = binomial_bounds(clean.height, 0.1)
     assert low <= len(moved) <= high
     assert frame.sort(ROW).equals(clean)  # the same rows, only their places changed
