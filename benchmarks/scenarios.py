@@ -69,15 +69,16 @@ def challenge(source: Path, name: str, output: str, events: list | None, release
     return parse_challenge(spec)
 
 
-def time_cuts(made, staged, indexes: list[int]) -> float:
-    """Seconds to cut releases ``indexes`` of ``made`` (write_release, as a dispatch run does)."""
+def time_cuts(made, staged, indexes: list[int]) -> tuple[float, float]:
+    """Wall and CPU seconds (every thread of this process) to cut releases ``indexes`` of ``made``
+    (write_release, as a dispatch run does). On a loaded machine the CPU time moves less."""
     from ppipe.data.release_files import write_release
 
     releases = made.plan(staged.rows)
-    began = time.perf_counter()
+    began, cpu = time.perf_counter(), time.process_time()
     for index in indexes:
         write_release(made, staged, releases[index])
-    return time.perf_counter() - began
+    return time.perf_counter() - began, time.process_time() - cpu
 
 
 def bench_perturb(rows: int, repeat: int) -> None:
@@ -86,7 +87,7 @@ def bench_perturb(rows: int, repeat: int) -> None:
     source = source_path(rows)
     os.environ["PPIPE_HOME"] = tempfile.mkdtemp(prefix="ppipe-bench-")
     print(f"source: {source.name}, {rows:,} rows; median of {repeat}, cases alternated")
-    print(f"{'output':8} {'case':44} {'seconds':>8} {'ratio':>6}")
+    print(f"{'output':8} {'case':44} {'seconds':>8} {'ratio':>6} {'cpu s':>7} {'ratio':>6}")
     for output in ("csv", "parquet"):
         # one release (release_1 of 4) with each event alone, all six together, late labels
         cases = {"without events": ([], 4, [1])}
@@ -104,8 +105,9 @@ def bench_perturb(rows: int, repeat: int) -> None:
                 times[name].append(time_cuts(made[name], staged[name], indexes))
         for name in cases:
             base = "7 releases without events" if name.startswith("7 releases") else "without events"
-            value = statistics.median(times[name])
-            print(f"{output:8} {name:44} {value:8.3f} {value / statistics.median(times[base]):6.2f}")
+            wall, cpu = (statistics.median(t[i] for t in times[name]) for i in (0, 1))
+            wall_base, cpu_base = (statistics.median(t[i] for t in times[base]) for i in (0, 1))
+            print(f"{output:8} {name:44} {wall:8.3f} {wall / wall_base:6.2f} {cpu:7.3f} {cpu / cpu_base:6.2f}")
     shutil.rmtree(os.environ["PPIPE_HOME"], ignore_errors=True)
 
 
