@@ -35,7 +35,7 @@ from pathlib import Path
 import polars as pl
 
 from ppipe import durable, settings
-from ppipe.data import sources
+from ppipe.data import parquet_in_place, sources
 from ppipe.data.column_types import TypePlan, declared_misfit_error, full_plan, plan_types, type_name
 from ppipe.errors import SourceError, SourceMismatch
 from ppipe.challenge.spec import Challenge, Source
@@ -49,7 +49,9 @@ from ppipe.scenario import cut as scenario_cut
 ROW_GROUP = 65_536
 STAGED_COMPRESSION = "lz4"
 #: staged.json's "kind" -> the class that opens it
-KINDS: dict[str, type[StagedSource]] = {cls.kind: cls for cls in (StagedParquet, StagedText)}
+KINDS: dict[str, type[StagedSource]] = {
+    cls.kind: cls for cls in (StagedParquet, StagedText, parquet_in_place.StagedParquetSource)
+}
 
 
 # --- public API --------------------------------------------------------------------------------
@@ -217,20 +219,25 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
     local, sha = sources.fetch(source)
     lf = sources.scan_local(source, local)
     check_columns(challenge, lf)
-    if byte_range_eligible(challenge):
-        staged = _stage_offsets(challenge, folder, local, sha, before, lf)
+    uncopied = byte_range_eligible(challenge) or parquet_in_place.eligible(challenge)
+    if uncopied:
+        stage_uncopied = _stage_offsets if source.format != "parquet" else parquet_in_place.stage
+        staged = stage_uncopied(challenge, folder, local, sha, before, lf)
         if staged is not None:
             sources.discard_fetched(source)
             return staged
-    elif source.format == "csv":
-        _check_fields(source, folder, local)  # polars would null-fill a short row here
+    # a CSV's fields were checked by the byte pass just made, if any; else by the side pass
+    check_fields = source.format == "csv" and not uncopied
     tmp = folder / f".{DATA}.{uuid.uuid4().hex}.tmp"
     with ThreadPoolExecutor(1) as pool:
-        # local, uncompressed: hashed beside the parse (hashlib releases the GIL), not after it
-        hashing = pool.submit(durable.file_sha256, local) if sha is None else None
+        side = pool.submit(_side_pass, source, folder, local, check_fields, sha is None)
         try:
-            rows, plan = _write_staged(challenge, lf, tmp)
-            sha = hashing.result()[1] if hashing is not None else sha
+            try:
+                rows, plan = _write_staged(challenge, lf, tmp)
+            except Exception:
+                side.result()  # the byte pass's error, when it has one, names the ragged row
+                raise
+            sha = side.result() or sha
             if sources.fingerprint(source) != before:
                 raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
             durable.fsync_file(tmp)
@@ -241,8 +248,7 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             )
             durable.write_json(folder / META, staged.record())
         finally:
-            if hashing is not None:
-                hashing.cancel()
+            side.cancel()
             tmp.unlink(missing_ok=True)
     sources.discard_fetched(source)
     return staged
@@ -363,19 +369,28 @@ def _polars_rows(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
     return schema, int(counts.item(0, 0))
 
 
-def _check_fields(source: Source, folder: Path, local: Path) -> None:
-    """Refuse a ragged CSV whatever the output: the byte pass the fast path makes, its index discarded."""
-    token = uuid.uuid4().hex
-    index, blocks = folder / f".check-{token}.tmp", folder / f".check-blocks-{token}.tmp"
-    try:
-        with sources.source_errors(source, "cannot stage"):
-            try:
-                index_text(local, index, blocks, "csv", hash_it=False)
-            except BadText as exc:
-                raise SourceError(sources.display_url(source), f"cannot stage: {exc}") from None
-    finally:
-        index.unlink(missing_ok=True)
-        blocks.unlink(missing_ok=True)
+def _side_pass(source: Source, folder: Path, local: Path, check_fields: bool, hash_it: bool) -> str | None:
+    """What runs beside the polars pass that stages the copy (hashlib, zlib and numpy release the
+    GIL): ``check_fields``, the byte pass the fast path makes, its index discarded, so a ragged
+    CSV is refused whatever the output (polars would null-fill a short row); ``hash_it``, the
+    sha256 of the local source (returned; else None)."""
+    digest = None
+    if check_fields:
+        token = uuid.uuid4().hex
+        index, blocks = folder / f".check-{token}.tmp", folder / f".check-blocks-{token}.tmp"
+        try:
+            with sources.source_errors(source, "cannot stage"):
+                try:
+                    scanned = index_text(local, index, blocks, "csv", hash_it=hash_it)
+                except BadText as exc:
+                    raise SourceError(sources.display_url(source), f"cannot stage: {exc}") from None
+            digest = scanned[1] if scanned is not None else None
+        finally:
+            index.unlink(missing_ok=True)
+            blocks.unlink(missing_ok=True)
+    if hash_it and digest is None:  # not hashed by a byte pass (none, or one that stopped early)
+        digest = durable.file_sha256(local)[1]
+    return digest
 
 
 NESTED = (pl.Struct, pl.List, pl.Array, pl.Object)

@@ -314,6 +314,32 @@ def copy_text(challenge: Challenge, staged: IndexedText, ranges: list[tuple], ou
     return digest.hexdigest(), size
 
 
+def hash_blocks(path: Path, blocks_out: Path) -> str:
+    """The sha256 (hex) of file ``path``, and the CRC-32 of each of its BLOCK-byte blocks written
+    to ``blocks_out`` (what :func:`check_blocks` checks a read against), in one read."""
+    digest = hashlib.sha256()
+    buffer = memoryview(bytearray(SCAN_CHUNK))
+    with open(path, "rb", buffering=0) as f, open(blocks_out, "wb") as blocks:
+        while n := _read_into(f, buffer):
+            blocks.write(_checksum(buffer[:n], digest))
+    return digest.hexdigest()
+
+
+def check_blocks(challenge: Challenge, path: Path, blocks: Path, spans: list[tuple[int, int]]) -> None:
+    """SourceError if a block of file ``path`` holding a byte of the ``[lo, hi)`` spans differs
+    from its CRC-32 in ``blocks`` (recorded by :func:`hash_blocks`)."""
+    crcs = np.fromfile(blocks, dtype="<u4")
+    buffer = memoryview(bytearray(SCAN_CHUNK))
+    per_chunk = SCAN_CHUNK // BLOCK
+    with open(path, "rb", buffering=0) as f:
+        for lo, hi in spans:
+            first, last = lo // BLOCK, (hi - 1) // BLOCK
+            f.seek(first * BLOCK)
+            for block in range(first, last + 1, per_chunk):
+                chunk = buffer[:_read_into(f, buffer[:min(per_chunk, last + 1 - block) * BLOCK])]
+                _check_and_hash(challenge, chunk, block, crcs, None, None)
+
+
 def _hash_and_write(digest, piece, out: BinaryIO) -> None:
     digest.update(piece)
     out.write(piece)
