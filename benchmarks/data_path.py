@@ -4,6 +4,7 @@
     /work/venv/bin/python benchmarks/data_path.py --rows 200000   # quick run
     /work/venv/bin/python benchmarks/data_path.py --paths          # every path: one table vs its polars floor
     /work/venv/bin/python benchmarks/data_path.py --paths --all --rows 200000   # the whole matrix, quick
+    /work/venv/bin/python benchmarks/data_path.py --paths --repeat 3     # medians of 3 alternated runs (busy machine)
 
 Each approach runs in its own child process; wall time is measured by the parent and peak
 memory is the child's ru_maxrss (os.wait4). Sources are cached in benchmarks/.data/.
@@ -200,6 +201,9 @@ def run_release_path(paths: list[Path], out: Path, spec: str) -> dict:
         size = size or max(1, staged.rows // 100)
         for where, start in (("first", 0), ("last", staged.rows - size)):
             result[f"{k}_{where}"] = release_time(challenge, staged, start, size)
+    true_size = max(1, staged.rows // 100)  # a true 1% of the larger source
+    for where, start in (("first", 0), ("last", staged.rows - true_size)):
+        result[f"1pct_{where}"] = release_time(challenge, staged, start, true_size)
     return result
 
 
@@ -225,15 +229,17 @@ def paths_table(args) -> None:
             print(f"error: --only {args.only!r} matches no path (see --paths without --only for the labels)",
                   file=sys.stderr)
             sys.exit(2)
-    print(f"{args.rows:,} rows; {N_RELEASES} releases; each approach in its own child process; "
+    print(f"{args.rows:,} rows; {N_RELEASES} releases; each approach in its own child process"
+          f"{f', median of {args.repeat} alternated runs' if args.repeat > 1 else ''}; "
           f"load average {os.getloadavg()[0]:.1f} at the start")
     print(f"{'path':34s} {'floor s':>8s} {'ppipe s':>8s} {'ratio':>6s} {'floor MB':>9s} {'ppipe MB':>9s} {'cpu ratio':>9s}  kind")
     ratios, cpu_ratios = [], []
     for spec in specs:
         path = source_in(args.rows, spec[0])
         arg = json.dumps(spec)
-        floor = measure("floor_path", [path], spec=arg)
-        ppipe = measure("ppipe_path", [path], spec=arg)
+        runs = [(measure("floor_path", [path], spec=arg), measure("ppipe_path", [path], spec=arg))
+                for _ in range(args.repeat)]  # alternated, so both see the same load
+        floor, ppipe = median_run([f for f, _ in runs]), median_run([p for _, p in runs])
         ratio = ppipe["wall_s"] / floor["wall_s"]
         ratios.append(ratio)
         cpu_ratios.append(ppipe["cpu_s"] / floor["cpu_s"])
@@ -244,12 +250,22 @@ def paths_table(args) -> None:
           f"CPU time: worst {max(cpu_ratios):.2f}x, median {statistics.median(cpu_ratios):.2f}x; "
           f"load average {os.getloadavg()[0]:.1f} at the end")
     if args.release_times:
-        print("one 1% release (median of 5), at the first and last rows of the source and of one 10x smaller:")
+        print("one release of 1% of the smaller source (median of 5), at the first / last rows of it and of one"
+              " 10x larger; then a true 1% of the larger:")
         for spec in specs:
             small, large = source_in(args.rows // 10, spec[0]), source_in(args.rows, spec[0])
             r = measure("release_path", [small, large], spec=json.dumps(spec))
             print(f"  {path_label(spec):34s} {args.rows // 10:,} rows: {r['0_first'] * 1e3:5.1f} / {r['0_last'] * 1e3:5.1f} ms;"
-                  f"  {args.rows:,} rows: {r['1_first'] * 1e3:5.1f} / {r['1_last'] * 1e3:5.1f} ms", flush=True)
+                  f"  {args.rows:,} rows: {r['1_first'] * 1e3:5.1f} / {r['1_last'] * 1e3:5.1f} ms;"
+                  f"  a true 1% ({args.rows // 100:,} rows) of the larger: {r['1pct_first'] * 1e3:5.1f} / "
+                  f"{r['1pct_last'] * 1e3:5.1f} ms", flush=True)
+
+
+def median_run(runs: list[dict]) -> dict:
+    """The run of median wall time, its wall time, CPU time and peak memory the medians of all runs."""
+    ordered = sorted(runs, key=lambda r: r["wall_s"])
+    return {**ordered[len(ordered) // 2],
+            **{k: statistics.median(r[k] for r in runs) for k in ("wall_s", "cpu_s", "peak_mb")}}
 
 
 # --- the approaches, each run in a child process ---------------------------------------------
@@ -349,6 +365,8 @@ def main() -> None:
     parser.add_argument("--all", action="store_true", help="with --paths: the whole matrix, not the default selection")
     parser.add_argument("--only", help="with --paths: only paths whose label has all these comma-separated words")
     parser.add_argument("--release-times", action="store_true", help="with --paths: also time one 1%% release")
+    parser.add_argument("--repeat", type=int, default=1,
+                        help="with --paths: run floor and ppipe alternately this many times; medians (default 1)")
     parser.add_argument("paths", nargs="*", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:

@@ -64,6 +64,9 @@ class StagedParquetSource(StagedParquet):
         groups = tuple(tuple(g) for g in record["row_groups"])
         return cls.from_record(record, path=path, blocks=folder / BLOCKS, row_groups=groups)
 
+    def scan(self) -> pl.LazyFrame:
+        return pl.scan_parquet(self.path)
+
     def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
         self._check(challenge, release)
         return super().cut(challenge, release, out)

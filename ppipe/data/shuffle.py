@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 
@@ -50,8 +50,8 @@ def shuffled_positions(n_rows: int, seed: int, row_group: int) -> np.ndarray:
 
 
 def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group: int,
-                  also: list[pl.LazyFrame], **parquet) -> list[pl.DataFrame]:
-    """Write the rows of ``lf`` to the Parquet file ``out`` in the seeded order of
+                  also: list[pl.LazyFrame], sink: Callable[[pl.LazyFrame, Path], object]) -> list[pl.DataFrame]:
+    """Write the rows of ``lf`` to ``out`` (with ``sink(frame, out)``) in the seeded order of
     :func:`shuffled_positions`, adding STAGED_ROW_ID; returns the results of the ``also``
     queries, computed in the same read of ``lf``.
 
@@ -78,7 +78,7 @@ def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group
         del dest
         ranges = [pl.scan_ipc(parts / f"b={b}" / "*", glob=True).sort(DEST).drop(DEST)
                   for b in range(-(-n_rows // span))]
-        pl.concat(ranges).sink_parquet(out, row_group_size=row_group, **parquet)
+        sink(pl.concat(ranges), out)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
     return results

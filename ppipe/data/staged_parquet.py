@@ -1,19 +1,24 @@
-"""The ``"parquet"`` staged kind: a Parquet copy of the source, sliced and written by polars.
+"""The ``"parquet"`` staged kind: a copy of the source, sliced and written by polars.
 
-``data.parquet`` holds the rows in row groups (shuffled once when ``output.shuffle``); a
-release reads only the row groups holding its rows, converts column types when the output
-format needs them, adds ``row_id`` if asked, and is counted back after writing.
+The copy holds the rows in their delivered types, in pieces of ROW_GROUP rows (shuffled once
+when ``output.shuffle``): ``data.arrow``, uncompressed Arrow IPC (the cheapest to write and
+to read back: no encoding), or ``data.parquet`` (LZ4) for a challenge with a scenario or files,
+whose checks read the copy as Parquet, and for copies staged before. A release reads only the
+pieces holding its rows, converts column types when the output format needs them (a copy
+staged before types were applied while staging), adds ``row_id`` if asked, and is counted back
+after writing.
 """
 
 from __future__ import annotations
 
+import hashlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, BinaryIO, ClassVar
 
 import polars as pl
 
-from ppipe import durable
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.challenge.spec import Challenge
 from ppipe.data import sources
@@ -23,19 +28,40 @@ from ppipe.data.staged import ROW_ID, Cut, StagedSource
 from ppipe.errors import SourceError
 from ppipe.scenario import cut as scenario_cut
 
-DATA = "data.parquet"
+DATA = "data.parquet"  # a challenge with a scenario or files, and copies staged before
+DATA_IPC = "data.arrow"
+ROW_GROUP = 65_536  # rows a piece of the copy (a Parquet row group, an IPC record batch)
+
+
+def sink_copy(lf: pl.LazyFrame, path: Path, lazy: bool = False) -> pl.LazyFrame | None:
+    """Write the staged copy ``path`` (its name, or its temporary name, says the format) from ``lf``."""
+    if DATA_IPC in path.name:
+        return lf.sink_ipc(path, compression="uncompressed", record_batch_size=ROW_GROUP, lazy=lazy)
+    return lf.sink_parquet(path, compression="lz4", statistics=False, row_group_size=ROW_GROUP, lazy=lazy)
+
+
+def scan_copy(path: Path) -> pl.LazyFrame:
+    """The staged copy ``path`` (Arrow IPC or Parquet, as :func:`sink_copy` wrote it), lazily."""
+    return pl.scan_ipc(path) if DATA_IPC in path.name else pl.scan_parquet(path)
 
 
 @dataclass(frozen=True)
 class StagedParquet(StagedSource):
-    """A Parquet copy of the source (``path`` is ``data.parquet``)."""
+    """A copy of the source (``path`` is ``data.arrow`` or ``data.parquet``)."""
 
     kind: ClassVar[str] = "parquet"
 
+    def record(self) -> dict[str, Any]:
+        return {**super().record(), "file": self.path.name}
+
     @classmethod
     def load(cls, folder: Path, record: dict[str, Any]) -> StagedParquet | None:
-        path = folder / DATA
+        path = folder / record.get("file", DATA)  # a record without "file": staged before IPC copies
         return cls.from_record(record, path=path) if path.is_file() else None
+
+    def scan(self) -> pl.LazyFrame:
+        """The rows, lazily."""
+        return scan_copy(self.path)
 
     def cut(self, challenge: Challenge, release: PlannedRelease, out: Path) -> Cut:
         return self._cut(challenge, release, out)
@@ -48,15 +74,17 @@ class StagedParquet(StagedSource):
         with sources.source_errors(challenge.source, f"cannot write {name}"):
             table = self._table(challenge, release)
             frame = table.frame.drop(leave_out, strict=False) if leave_out else table.frame
-            written = _write(frame, challenge.output.format, out)
-        durable.fsync_file(out)
+            with open(out, "wb") as stream:
+                hashed = HashingWriter(stream)  # hashed as polars writes it: the file is not read back
+                written = _write(frame, challenge.output.format, hashed)
+                stream.flush()
+                os.fsync(stream.fileno())
         rows = written if written is not None else _count_rows(out, challenge.output.format)
         if rows != table.rows:
             raise SourceError(
                 sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {table.rows}"
             )
-        size, digest = durable.file_sha256(out)
-        return Cut(digest, size, release.rows, tuple(table.extras))
+        return Cut(hashed.digest.hexdigest(), hashed.size, release.rows, tuple(table.extras))
 
     def _table(self, challenge: Challenge, release: PlannedRelease) -> scenario_cut.Table:
         """The release's table, through the challenge's scenario (and files) when it has them."""
@@ -76,7 +104,7 @@ def release_frame(
 
     Only the row groups holding those rows are read (polars pushes the slice into the scan).
     """
-    lf = pl.scan_parquet(staged.path).slice(release.start, release.rows)
+    lf = staged.scan().slice(release.start, release.rows)
     if challenge.output.format != "csv" or challenge.source.format not in sources.TEXT_FORMATS:
         # staging writes the delivered types; a copy staged before it did is converted here
         casts = staged_casts(staged, challenge.source.format in sources.TEXT_FORMATS, lf.collect_schema())
@@ -90,7 +118,22 @@ def release_frame(
     return lf
 
 
-def _write(lf: pl.LazyFrame, fmt: str, path: Path) -> int | None:
+class HashingWriter:
+    """A binary file polars writes to, hashing (sha256) and counting the bytes on their way."""
+
+    def __init__(self, stream: BinaryIO):
+        self.stream, self.digest, self.size = stream, hashlib.sha256(), 0
+
+    def write(self, data) -> int:
+        self.digest.update(data)
+        self.size += len(memoryview(data).cast("B"))
+        return self.stream.write(data)
+
+    def flush(self) -> None:
+        self.stream.flush()
+
+
+def _write(lf: pl.LazyFrame, fmt: str, path: Path | BinaryIO) -> int | None:
     """Write the release; returns its row count when it is known without reading the file back
     (a JSON array is written from a frame in memory: parsing it again would cost more than writing)."""
     if fmt == "csv":

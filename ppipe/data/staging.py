@@ -15,8 +15,9 @@ refuses a source that differs (a challenge of an older ledger, without a recorde
   and a byte-offset index is stored instead of a copy. A text the byte pass cannot cut safely
   (a TSV whose values need CSV quotes, a blank line where a row number is appended...) is
   staged as Parquet instead.
-* :class:`StagedParquet`: ``data.parquet`` (row groups of ROW_GROUP rows, shuffled once when
-  ``output.shuffle``, see :mod:`ppipe.data.shuffle`). CSV/TSV are staged as text, field by
+* :class:`StagedParquet`: a copy, ``data.arrow`` (Arrow IPC) or ``data.parquet`` (with a
+  scenario or files), in pieces of ROW_GROUP rows, shuffled once when ``output.shuffle`` (see
+  :mod:`ppipe.data.shuffle`). CSV/TSV are staged as text, field by
   field, so a release in the source's own format carries the source's values unchanged;
   column types are worked out only when the output format needs them (see
   :mod:`ppipe.data.column_types`).
@@ -41,13 +42,11 @@ from ppipe.errors import SourceError, SourceMismatch
 from ppipe.challenge.spec import Challenge, Source
 from ppipe.data.shuffle import sink_shuffled
 from ppipe.data.staged import META, ROW_ID, StagedSource
-from ppipe.data.staged_parquet import DATA, StagedParquet
+from ppipe.data.staged_parquet import DATA, DATA_IPC, ROW_GROUP, StagedParquet, scan_copy, sink_copy
 from ppipe.data.staged_text import StagedText
 from ppipe.data.text_index import BLOCKS, INDEX, BadText, index_text
 from ppipe.scenario import cut as scenario_cut
 
-ROW_GROUP = 65_536
-STAGED_COMPRESSION = "lz4"
 #: staged.json's "kind" -> the class that opens it
 KINDS: dict[str, type[StagedSource]] = {
     cls.kind: cls for cls in (StagedParquet, StagedText, parquet_in_place.StagedParquetSource)
@@ -228,7 +227,8 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             return staged
     # a CSV's fields were checked by the byte pass just made, if any; else by the side pass
     check_fields = source.format == "csv" and not uncopied
-    tmp = folder / f".{DATA}.{uuid.uuid4().hex}.tmp"
+    name = DATA if challenge.scenario is not None or challenge.files is not None else DATA_IPC
+    tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     with ThreadPoolExecutor(1) as pool:
         side = pool.submit(_side_pass, source, folder, local, check_fields, sha is None)
         try:
@@ -241,9 +241,9 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
             if sources.fingerprint(source) != before:
                 raise SourceError(sources.display_url(source), "changed while it was being staged; try again")
             durable.fsync_file(tmp)
-            tmp.replace(folder / DATA)
+            tmp.replace(folder / name)
             staged = StagedParquet(
-                path=folder / DATA, rows=rows, fingerprint=before, columns=plan.columns, types_origin=plan.origin,
+                path=folder / name, rows=rows, fingerprint=before, columns=plan.columns, types_origin=plan.origin,
                 source_sha256=sha, shuffled=challenge.output.shuffle, challenge_id=str(challenge.id),
             )
             durable.write_json(folder / META, staged.record())
@@ -271,9 +271,7 @@ def _write_staged(challenge: Challenge, lf: pl.LazyFrame, tmp: Path) -> tuple[in
         if inferred:  # the sample misled: infer over every row, then write again
             plan = full_plan(challenge, lf)
             _sink_typed(challenge, lf, plan, tmp, n_rows)
-    import pyarrow.parquet as pq
-
-    rows = pq.ParquetFile(tmp).metadata.num_rows
+    rows = int(scan_copy(tmp).select(pl.len()).collect().item())
     if rows == 0:
         raise SourceError(sources.display_url(source), "has no data rows")
     return rows, plan
@@ -283,12 +281,10 @@ def _sink_typed(challenge: Challenge, lf: pl.LazyFrame, plan: TypePlan, tmp: Pat
     """One streaming pass: the typed (and shuffled) rows to ``tmp``; returns the plan's check counts."""
     typed, check = plan.apply(lf)
     checks = [check] if check is not None else []
-    options = {"compression": STAGED_COMPRESSION, "statistics": False}
     if n_rows is not None:
-        results = sink_shuffled(typed, tmp, challenge.output.seed or 0, n_rows, ROW_GROUP, checks, **options)
+        results = sink_shuffled(typed, tmp, challenge.output.seed or 0, n_rows, ROW_GROUP, checks, sink_copy)
     else:
-        sink = typed.sink_parquet(tmp, row_group_size=ROW_GROUP, lazy=True, **options)
-        results = pl.collect_all([sink, *checks], engine="streaming")[1:]
+        results = pl.collect_all([sink_copy(typed, tmp, lazy=True), *checks], engine="streaming")[1:]
     return results[0].row(0, named=True) if results else {}
 
 

@@ -168,7 +168,7 @@ def test_the_fast_path_only_where_bytes_can_be_kept(tmp_path, output, kind):
     assert staged.kind == kind and staging.load_staged(challenge).kind == kind
     folder = settings.staging_dir(challenge.name)
     assert sorted(p.name for p in folder.iterdir()) == (
-        ["blocks.crc32", "offsets.i64", "staged.json"] if kind == "offsets" else ["data.parquet", "staged.json"]
+        ["blocks.crc32", "offsets.i64", "staged.json"] if kind == "offsets" else ["data.arrow", "staged.json"]
     )
 
 

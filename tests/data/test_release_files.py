@@ -59,8 +59,8 @@ def test_failed_write_leaves_no_file(source_csv, monkeypatch, fmt):
     assert staged.kind == ("offsets" if fmt == "csv" else "parquet")
     release = challenge.plan(staged.rows)[0]
 
-    def half_write(lf, fmt, path):
-        path.write_bytes(b"id,x\n0000,0.0\n")
+    def half_write(lf, fmt, stream):  # polars writes to the hashing stream: fails after some bytes
+        stream.write(b"id,x\n0000,0.0\n")
         raise OSError("disk full")
 
     def half_cut(challenge, staged, ranges, out):  # the byte-range path: fails after some bytes

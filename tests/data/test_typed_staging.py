@@ -31,7 +31,7 @@ def small_sample(monkeypatch):
 def test_the_staged_copy_holds_the_delivered_types(tmp_path):
     path = write_columns(tmp_path / "d.csv", {"n": ["1", "2", "3"], "x": ["0.5", "", "2"], "s": ["a", "b", "c"]})
     staged = staging.stage(make_challenge(str(path), releases=1, output={"format": "parquet"}))
-    schema = pl.read_parquet_schema(staged.path)
+    schema = staged.scan().collect_schema()
     assert (schema["n"], schema["x"], schema["s"]) == (pl.Int64, pl.Float64, pl.String)
 
 
