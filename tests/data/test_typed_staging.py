@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import datetime as dt
+
 import numpy as np
 import polars as pl
 import pytest
@@ -106,3 +108,17 @@ def test_datetimes_of_another_shape_after_the_sample_keep_their_values(tmp_path,
     expected = pl.DataFrame({"t": plain + [late]}).select(column_types.text_to("t", "datetime")).to_series()
     assert staged.columns == {"t": "datetime"} and got.to_list() == expected.to_list()
     assert got[4] is not None
+
+
+@pytest.mark.parametrize("type_name, value, expected", [
+    ("int", "-7", -7), ("float", "1e3", 1000.0), ("bool", "TRUE", True), ("date", "2024-02-03", dt.date(2024, 2, 3)),
+    ("datetime", "2024-02-03 04:05:06", dt.datetime(2024, 2, 3, 4, 5, 6)),
+])
+def test_an_empty_field_converts_to_null_whatever_the_type(tmp_path, type_name, value, expected):
+    """A quoted "" (empty, not missing) and a missing field both become null in a typed column."""
+    path = tmp_path / "d.csv"
+    path.write_text(f'c,k\n{value},1\n"",2\n,3\n', encoding="utf-8")
+    challenge = make_challenge({"url": str(path), "column_types": {"c": type_name}}, releases=1,
+                               output={"format": "parquet"})
+    _, saved = deliver(challenge)
+    assert pl.read_parquet(saved[0].path)["c"].to_list() == [expected, None, None]
