@@ -7,8 +7,10 @@
 ``perturb``: one release (a quarter of the source) cut by :func:`ppipe.release_files.write_release`
 from the same staged copy, with the challenge's scenario (missing, drift, duplicates,
 out-of-order, types, schema on that release) and without it (the same challenge minus the
-scenario: row ids on, so both take the Parquet path), alternated, median of ``--repeat``.
+scenario, cut from the same Parquet copy), alternated, median of ``--repeat``; also the
+challenge without a scenario on its own path (byte ranges of the source for CSV to CSV).
 Late labels are timed apart (they write a second file, the labels of the release before).
+Wall and CPU seconds (all threads) are printed: on a loaded machine the CPU time moves less.
 
 ``files``: a release whose 10,000 rows each reference a file of 1 KB to 1 MB (sizes
 log-uniform, seeded) is cut (every file hashed) and delivered by a real dispatch run, against
@@ -86,22 +88,18 @@ def bench_perturb(rows: int, repeat: int) -> None:
 
     source = source_path(rows)
     os.environ["PPIPE_HOME"] = tempfile.mkdtemp(prefix="ppipe-bench-")
-    print(f"source: {source.name}, {rows:,} rows; median of {repeat}, cases alternated")
+    print(f"source: {source.name}, {rows:,} rows; median of {repeat}, cases alternated; ratios to the cut "
+          "without events from the same Parquet copy")
     print(f"{'output':8} {'case':44} {'seconds':>8} {'ratio':>6} {'cpu s':>7} {'ratio':>6}")
     for output in ("csv", "parquet"):
-        # one release (release_1 of 4) with each event alone, all six together, late labels
-        cases = {"without events": ([], 4, [1])}
-        cases.update({f"{next(k for k in e if k != 'at')} alone": ([e], 4, [1]) for e in EVENTS})
-        cases["the six events on one release"] = (EVENTS, 4, [1])
-        cases["late labels (+ the labels file)"] = (LATE, 4, [1])
-        cases["7 releases without events"] = ([], 7, list(range(7)))
-        cases["7 releases, the issue's scenario"] = (ISSUE, 7, list(range(7)))
+        cases = perturb_cases()
         made = {name: challenge(source, f"c{i}-{output}", output, events, releases)
-                for i, (name, (events, releases, _)) in enumerate(cases.items())}
-        staged = {name: stage(m) for name, m in made.items()}
+                for i, (name, (events, releases, _, _)) in enumerate(cases.items())}
+        staged = {name: stage(m) for name, m in made.items() if cases[name][3] is None}
+        staged.update({name: staged[copy] for name, (_, _, _, copy) in cases.items() if copy is not None})
         times = {name: [] for name in cases}
         for _ in range(repeat):
-            for name, (_, _, indexes) in cases.items():
+            for name, (_, _, indexes, _) in cases.items():
                 times[name].append(time_cuts(made[name], staged[name], indexes))
         for name in cases:
             base = "7 releases without events" if name.startswith("7 releases") else "without events"
@@ -109,6 +107,25 @@ def bench_perturb(rows: int, repeat: int) -> None:
             wall_base, cpu_base = (statistics.median(t[i] for t in times[base]) for i in (0, 1))
             print(f"{output:8} {name:44} {wall:8.3f} {wall / wall_base:6.2f} {cpu:7.3f} {cpu / cpu_base:6.2f}")
     shutil.rmtree(os.environ["PPIPE_HOME"], ignore_errors=True)
+
+
+def perturb_cases() -> dict[str, tuple[list, int, list[int], str | None]]:
+    """name: (events, releases, the releases cut, the case whose staged copy it cuts or None: its own).
+
+    A challenge with a scenario always has a Parquet copy; the same challenge without one may
+    be released as byte ranges of the source (CSV to CSV). "without events" cuts the Parquet
+    copy of the six-event challenge with the scenario left out, so the ratios are the cost of
+    the events alone; "..., its own path" is what the challenge without a scenario gets."""
+    one, seven = "the six events on one release", "7 releases, the issue's scenario"
+    cases = {"without events": ([], 4, [1], one)}
+    cases.update({f"{next(k for k in e if k != 'at')} alone": ([e], 4, [1], None) for e in EVENTS})
+    cases[one] = (EVENTS, 4, [1], None)
+    cases["late labels (+ the labels file)"] = (LATE, 4, [1], None)
+    cases["without events, its own path"] = ([], 4, [1], None)
+    cases["7 releases without events"] = ([], 7, list(range(7)), seven)
+    cases[seven] = (ISSUE, 7, list(range(7)), None)
+    cases["7 releases without events, their own path"] = ([], 7, list(range(7)), None)
+    return cases
 
 
 # --- files -----------------------------------------------------------------------------------

@@ -79,6 +79,7 @@ class StagedParquet(StagedSource):
                 written = _write(frame, challenge.output.format, hashed)
                 stream.flush()
                 os.fsync(stream.fileno())
+        table.written()  # a scenario's record, written meanwhile: on disk before the table takes its name
         rows = written if written is not None else _count_rows(out, challenge.output.format)
         if rows != table.rows:
             raise SourceError(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, Callable
 import polars as pl
 
 from ppipe.errors import SpecError
-from ppipe.scenario.perturb import _as_float, cast
+from ppipe.scenario.perturb import as_float, cast
 from ppipe.challenge.scenario import Event, event_field as _field, release_indexes
 
 if TYPE_CHECKING:
@@ -173,9 +173,8 @@ def _fits(series: pl.Series, type_name: str, field: str, offset: int) -> None:
     present = series.is_not_null()
     if series.dtype == pl.String:
         present = present & (series != "")
-    column = pl.col(series.name)
-    converted = series.to_frame().select(
-        _as_float(column, series.dtype) if type_name == "float" else cast(column, series.dtype, type_name)).to_series()
+    converted = as_float(series) if type_name == "float" else \
+        series.to_frame().select(cast(pl.col(series.name), series.dtype, type_name)).to_series()
     bad = (present & converted.is_null()).arg_true()
     if len(bad):
         row = int(bad[0])

@@ -3,8 +3,9 @@
 Called by the release cut (:meth:`ppipe.data.staged_parquet.StagedParquet.cut`) with two
 callables, so this package does not depend on the data path (it sits below it): ``frame_of(planned)`` gives a release's rows
 as delivered plus the hidden :data:`~ppipe.scenario.perturb.ROW`, and ``write(frame, path)``
-writes a frame in the output format. The organiser's record is written here, before the
-table is saved, so a delivered release always has one.
+writes a frame in the output format. The organiser's record is written from here, in a thread
+while the table is written; the cut waits for it (:attr:`Table.written`) before the table takes
+its name, so a delivered release always has one.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
+import numpy as np
 import polars as pl
 
 from ppipe import durable, settings
@@ -46,6 +48,7 @@ class Table:
     frame: pl.LazyFrame
     rows: int
     extras: list[Extra] = field(default_factory=list)
+    written: Callable[[], Any] = lambda: None  # called once the table is written: waits for the record
 
 
 def applies(challenge: Any) -> bool:
@@ -58,15 +61,16 @@ def cut(challenge: Any, staged: Any, release: Any, frame_of: FrameOf, write: Wri
     """Release ``release`` perturbed, its files and late labels ready, its record written."""
     names = labels_.release_names(challenge)
     scenario = challenge.scenario or Scenario()
-    done = perturb(frame_of(release), scenario, release.index, names)
+    in_order = None if staged.shuffled else np.arange(release.start, release.stop, dtype=np.int64)
+    done = perturb(frame_of(release), scenario, release.index, names, in_order)
     table, shipped = _ship_files(challenge, staged, release, done.frame)
     labels = [_write_labels(challenge, staged, j, frame_of, write) for j in
               labels_.labels_shipped_with(challenge, release.index)]
     table = table.rename({ROW: ROW_ID}) if challenge.output.row_id else table.drop(ROW)
     columns = table.collect_schema().names()
-    record.write(challenge.name, release.name, _record(challenge, release, done, columns, shipped, labels))
+    saved = record.write_soon(challenge.name, release.name, _record(challenge, release, done, columns, shipped, labels))
     extras = [Extra(Path(s.path), s.name, s.sha256, s.bytes) for s in shipped] + [extra for extra, _ in labels]
-    return Table(table, done.height, extras)
+    return Table(table, done.height, extras, saved)
 
 
 def _ship_files(challenge: Any, staged: Any, release: Any, table: pl.LazyFrame) -> tuple[pl.LazyFrame, list]:
@@ -83,7 +87,9 @@ def _write_labels(challenge: Any, staged: Any, index: int, frame_of: FrameOf, wr
     """``labels_<index>``: (row_id, label) of release ``index`` as in the source, by row_id."""
     planned = challenge.plan(staged.rows)[index]
     label = labels_.withheld_label(challenge, index)
-    frame = frame_of(planned).select(pl.col(ROW).alias(ROW_ID), pl.col(label)).sort(ROW_ID)
+    frame = frame_of(planned).select(pl.col(ROW).alias(ROW_ID), pl.col(label))
+    if staged.shuffled:  # otherwise the rows are in source order already: a sort would hold them all
+        frame = frame.sort(ROW_ID)
     folder = settings.releases_dir(challenge.name)
     folder.mkdir(parents=True, exist_ok=True)
     name = labels_.labels_file_name(challenge, index)

@@ -92,12 +92,13 @@ class State:
     reorders: list[np.ndarray] = field(default_factory=list)
 
     @classmethod
-    def of(cls, source: pl.LazyFrame, reordered: bool) -> State:
-        """The state of a release before its events; ``reordered``: read it into memory now."""
-        if not reordered:
-            return cls(source, source.select(ROW).collect()[ROW].to_numpy())
-        data = source.collect().rechunk()
-        return cls(source, data[ROW].to_numpy(), data)
+    def of(cls, source: pl.LazyFrame, reordered: bool, rows: np.ndarray | None = None) -> State:
+        """The state of a release before its events; ``reordered``: read it into memory now;
+        ``rows``: its source rows when known without reading them (:func:`perturb`)."""
+        if reordered:
+            data = source.collect().rechunk()
+            return cls(source, data[ROW].to_numpy(), data)
+        return cls(source, rows if rows is not None else source.select(ROW).collect()[ROW].to_numpy())
 
     @property
     def height(self) -> int:
@@ -145,14 +146,17 @@ def rng_for(seed: int, release: int, event: int) -> np.random.Generator:
     return np.random.Generator(np.random.PCG64(np.random.SeedSequence([seed, release, event])))
 
 
-def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int, names: list[str]) -> Perturbed:
+def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int, names: list[str],
+            rows: np.ndarray | None = None) -> Perturbed:
     """Apply every event of release ``release`` to ``frame`` (which has :data:`ROW`), in spec order.
 
     The result stays lazy: the value changes run when the release is written, streaming to
-    the file, so a perturbed cut reads and writes the data once, like a plain one.
+    the file, so a perturbed cut reads and writes the data once, like a plain one. ``rows``:
+    the frame's :data:`ROW` when the caller knows it (an unshuffled copy: start..stop), which
+    saves reading it.
     """
     events = events_for(scenario, release, names)
-    state = State.of(frame.lazy(), reordered=any(e.kind in REORDERINGS for _, e in events))
+    state = State.of(frame.lazy(), any(e.kind in REORDERINGS for _, e in events), rows)
     result = Perturbed(state.source, 0, [])
     for index, event in events:
         applied = STEPS[event.kind](state, event.perturbation, rng_for(scenario.seed, release, index))
@@ -204,14 +208,14 @@ def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Appl
 
 
 def drift(state: State, spec: Drift, rng: np.random.Generator) -> Applied:
-    numbers = {column: _as_float(pl.col(column), state.dtype(column)) for column in spec.columns}
+    columns = list(dict.fromkeys(spec.columns))
     # the release as it is now (copies count twice), parsed once, in one chunk: summed over the
     # scan's pieces, which vary from run to run, the mean's last bits did too
-    values = state.frame().select([x.alias(c) for c, x in numbers.items()]).collect().rechunk()
+    values = pl.DataFrame([as_float(series) for series in state.frame().select(columns).collect().rechunk()])
     means = values.mean().row(0, named=True)
     drifted = values.select([
         ((pl.col(c) - means[c]) * spec.scale + means[c] + spec.shift).alias(c) if means[c] is not None else pl.col(c)
-        for c in numbers])
+        for c in columns])
     state.change(_replaced, *drifted.get_columns())
     return Applied(0, "drift", list(spec.columns), None, {"shift": spec.shift, "scale": spec.scale, "mean_before": means})
 
@@ -266,11 +270,15 @@ STEPS: dict[str, Callable[[State, Any, np.random.Generator], Applied]] = {
 # --- conversions ----------------------------------------------------------------------------
 
 
-def _as_float(column: pl.Expr, dtype: pl.DataType) -> pl.Expr:
-    """A column as floats: text ("" is null) parsed, numbers widened."""
-    if dtype == pl.String:
-        column = pl.when(column == "").then(None).otherwise(column).str.strip_chars()
-    return column.cast(pl.Float64, strict=False)
+def as_float(series: pl.Series) -> pl.Series:
+    """A column as floats: text ("" is null) parsed, surrounding spaces ignored; numbers widened.
+
+    Text is parsed as it is first; only when some value does not parse is it parsed again with
+    its spaces stripped (stripping 500,000 values cost as much as parsing them)."""
+    floats = series.cast(pl.Float64, strict=False)
+    if series.dtype != pl.String or not (floats.is_null() & series.is_not_null() & (series != "")).any():
+        return floats
+    return series.str.strip_chars().cast(pl.Float64, strict=False)
 
 
 def cast(column: pl.Expr, dtype: pl.DataType, type_name: str) -> pl.Expr:

@@ -7,7 +7,7 @@ import polars as pl
 import pytest
 
 from ppipe.scenario.labels import release_names
-from ppipe.scenario.perturb import ROW, perturb
+from ppipe.scenario.perturb import ROW, as_float, perturb
 from tests.scenario.support import binomial_bounds, challenge, sensors
 
 START, STOP = 4286, 5714  # release_3 of 7 over 10,000 rows
@@ -173,3 +173,19 @@ def test_drift_is_the_same_to_the_bit_however_the_release_is_chunked(tmp_path, r
         many = run(pieces, made.scenario, 3, release_names(made))
         assert many.applied[-1].detail["mean_before"] == one.applied[-1].detail["mean_before"], size
         assert many.frame.equals(one.frame)
+
+
+def test_text_is_parsed_with_or_without_surrounding_spaces():
+    clean = pl.Series("t", ["1.5", "-2", "", None, "1e3"])
+    padded = pl.Series("t", [" 1.5", "-2 ", "", None, "1e3"])
+    expected = [1.5, -2.0, None, None, 1000.0]
+    assert as_float(clean).to_list() == expected and as_float(padded).to_list() == expected
+    assert as_float(pl.Series("n", [1, None, 3])).to_list() == [1.0, None, 3.0]
+
+
+def test_source_rows_given_by_the_cut_or_read_from_the_frame_agree(tmp_path):
+    made = challenge(tmp_path, events=[{"at": 3, "missing": {"columns": ["humidity"], "rate": 0.2}}])
+    read = perturb(sensors(START, STOP), made.scenario, 3, release_names(made))
+    given = perturb(sensors(START, STOP), made.scenario, 3, release_names(made), np.arange(START, STOP))
+    assert given.applied[0].rows.tolist() == read.applied[0].rows.tolist() != []
+    assert given.frame.collect().equals(read.frame.collect())
