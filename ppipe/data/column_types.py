@@ -142,7 +142,7 @@ def plan_types(challenge: Challenge, lf: pl.LazyFrame) -> TypePlan:
         return TypePlan(columns, origin, conversions, checks)
     if not needs_types(challenge):
         return TypePlan({n: "string" for n in names}, {n: "source" for n in names})
-    sample = lf.head(SAMPLE_ROWS)
+    sample = lf.head(SAMPLE_ROWS).collect().lazy()  # read once: inference and the datetime shapes both look at it
     candidates = _candidates(sample, [n for n in names if n not in declared])
     checks = [_converted_misfits(n, t).alias(f"{n}\x00declared") for n, t in declared.items() if t != "string"]
     for n, t in candidates.items():
