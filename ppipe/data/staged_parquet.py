@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import hashlib
 import os
+from collections import deque
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, BinaryIO, ClassVar
@@ -75,8 +77,12 @@ class StagedParquet(StagedSource):
             table = self._table(challenge, release)
             frame = table.frame.drop(leave_out, strict=False) if leave_out else table.frame
             with open(out, "wb") as stream:
-                hashed = HashingWriter(stream)  # hashed as polars writes it: the file is not read back
-                written = _write(frame, challenge.output.format, hashed)
+                # hashed (and an NDJSON's lines counted) as polars writes it: the file is not read back
+                hashed = HashingWriter(stream, count_lines=challenge.output.format == "ndjson")
+                try:
+                    written = _write(frame, challenge.output.format, hashed)
+                finally:
+                    hashed.close()
                 stream.flush()
                 os.fsync(stream.fileno())
         table.written()  # a scenario's record, written meanwhile: on disk before the table takes its name
@@ -122,21 +128,41 @@ def release_frame(
 
 
 class HashingWriter:
-    """A binary file polars writes to, hashing (sha256) and counting the bytes and line breaks on
-    their way."""
+    """A binary file polars writes to: each piece is hashed (sha256), counted (bytes, and line
+    breaks when asked) and written by a thread of its own while polars encodes the next one
+    (polars hands over immutable ``bytes``; hashlib and file writes release the GIL). At most
+    PENDING pieces wait. :meth:`close` waits for the last and raises what a write raised."""
 
-    def __init__(self, stream: BinaryIO):
+    PENDING = 2
+
+    def __init__(self, stream: BinaryIO, count_lines: bool = False):
         self.stream, self.digest, self.size, self.lines = stream, hashlib.sha256(), 0, 0
+        self.count_lines = count_lines
+        self.pool, self.pending = ThreadPoolExecutor(1), deque()
 
     def write(self, data) -> int:
-        view = memoryview(data).cast("B")
-        self.digest.update(view)
-        self.size += len(view)
-        self.lines += bytes(view).count(b"\n") if not isinstance(data, bytes) else data.count(b"\n")
-        return self.stream.write(data)
+        data = bytes(data) if not isinstance(data, bytes) else data  # never a buffer polars reuses
+        while len(self.pending) >= self.PENDING:
+            self.pending.popleft().result()
+        self.pending.append(self.pool.submit(self._take, data))
+        return len(data)
+
+    def _take(self, data: bytes) -> None:
+        self.digest.update(data)
+        self.size += len(data)
+        if self.count_lines:
+            self.lines += data.count(b"\n")
+        self.stream.write(data)
 
     def flush(self) -> None:
-        self.stream.flush()
+        pass  # :meth:`close` writes everything out
+
+    def close(self) -> None:
+        try:
+            while self.pending:
+                self.pending.popleft().result()
+        finally:
+            self.pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _write(lf: pl.LazyFrame, fmt: str, path: Path | BinaryIO) -> int | None:
