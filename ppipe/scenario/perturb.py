@@ -67,7 +67,7 @@ class Step:
     (a missing mask, a drifted column), permuted with every later reordering so it follows its rows."""
 
     change: Callable[..., pl.LazyFrame]
-    positional: tuple[pl.Series, ...] = ()
+    positional: tuple[pl.Series | np.ndarray, ...] = ()  # a drifted column; a mask (numpy: cheaper to gather)
     reordered: int = 0  # how many reorderings there had been when ``positional`` was last aligned
 
 
@@ -109,17 +109,17 @@ class State:
         self.rows = self.rows[order]
         self.reorders.append(order)
 
-    def change(self, change: Callable[..., pl.LazyFrame], *positional: pl.Series) -> None:
+    def change(self, change: Callable[..., pl.LazyFrame], *positional: pl.Series | np.ndarray) -> None:
         self.steps.append(Step(change, positional, len(self.reorders)))
 
-    def _aligned(self, step: Step) -> tuple[pl.Series, ...]:
+    def _aligned(self, step: Step) -> tuple[pl.Series | np.ndarray, ...]:
         """``step``'s per-position parts moved along with every reordering since they were made
         (composed first, so each is gathered once)."""
         if step.positional and step.reordered < len(self.reorders):
             index = self.reorders[step.reordered]
             for later in self.reorders[step.reordered + 1:]:
                 index = index[later]
-            step.positional = tuple(values.gather(index) for values in step.positional)
+            step.positional = tuple(values[index] for values in step.positional)
         step.reordered = len(self.reorders)
         return step.positional
 
@@ -137,7 +137,7 @@ class State:
         """The type of ``column`` now (the value changes over the empty source: nothing aligned)."""
         frame = self.source.head(0)
         for step in self.steps:
-            frame = step.change(frame, *(values.head(0) for values in step.positional))
+            frame = step.change(frame, *(values[:0] for values in step.positional))
         return frame.collect_schema()[column]
 
 
@@ -182,7 +182,7 @@ def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
     for column in spec.columns:
         mask = _picked(rng, state.height, spec.rate)
         rows[column], nulled = state.rows[mask], nulled | mask
-        state.change(partial(_nulled, column), pl.Series(mask))
+        state.change(partial(_nulled, column), mask)
     every = _unique(state.rows[nulled])  # sorted, a copy's row once
     return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
 
@@ -193,8 +193,8 @@ def _unique(rows: np.ndarray) -> np.ndarray:
     return rows[np.concatenate(([True], rows[1:] != rows[:-1]))] if len(rows) else rows
 
 
-def _nulled(column: str, frame: pl.LazyFrame, mask: pl.Series) -> pl.LazyFrame:
-    return frame.with_columns(pl.when(pl.lit(mask)).then(None).otherwise(pl.col(column)).alias(column))
+def _nulled(column: str, frame: pl.LazyFrame, mask: np.ndarray) -> pl.LazyFrame:
+    return frame.with_columns(pl.when(pl.lit(pl.Series(mask))).then(None).otherwise(pl.col(column)).alias(column))
 
 
 def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Applied:
