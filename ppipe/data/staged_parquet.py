@@ -85,7 +85,7 @@ class StagedParquet(StagedSource):
                     hashed.close()
                 stream.flush()
                 os.fsync(stream.fileno())
-        table.written()  # a scenario's record, written meanwhile: on disk before the table takes its name
+        table.written()  # a scenario's labels files and record, written meanwhile: on disk before the table's name
         if written is None:  # an NDJSON record is one line (polars escapes line breaks in values)
             written = hashed.lines if challenge.output.format == "ndjson" else _count_rows(out, challenge.output.format)
         rows = written

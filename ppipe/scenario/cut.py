@@ -3,14 +3,16 @@
 Called by the release cut (:meth:`ppipe.data.staged_parquet.StagedParquet.cut`) with two
 callables, so this package does not depend on the data path (it sits below it): ``frame_of(planned)`` gives a release's rows
 as delivered plus the hidden :data:`~ppipe.scenario.perturb.ROW`, and ``write(frame, path)``
-writes a frame in the output format. The organiser's record is written from here, in a thread
-while the table is written; the cut waits for it (:attr:`Table.written`) before the table takes
-its name, so a delivered release always has one.
+writes a frame in the output format. What only waits on the disk (the labels files' fsyncs,
+hashes and names, then the organiser's record with their hashes) is done in a thread while
+the table is written; the cut waits for it (:attr:`Table.written`) before the table takes its
+name, so a delivered release always has its labels files and its record.
 """
 
 from __future__ import annotations
 
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
@@ -48,7 +50,7 @@ class Table:
     frame: pl.LazyFrame
     rows: int
     extras: list[Extra] = field(default_factory=list)
-    written: Callable[[], Any] = lambda: None  # called once the table is written: waits for the record
+    written: Callable[[], Any] = lambda: None  # called once the table is written: waits for what is beside it
 
 
 def applies(challenge: Any) -> bool:
@@ -58,19 +60,39 @@ def applies(challenge: Any) -> bool:
 
 
 def cut(challenge: Any, staged: Any, release: Any, frame_of: FrameOf, write: Write) -> Table:
-    """Release ``release`` perturbed, its files and late labels ready, its record written."""
+    """Release ``release`` perturbed and its files shipped; its late labels and record are being
+    written (:attr:`Table.written` waits for them and adds the labels files to ``extras``)."""
     names = labels_.release_names(challenge)
     scenario = challenge.scenario or Scenario()
     in_order = None if staged.shuffled else np.arange(release.start, release.stop, dtype=np.int64)
     done = perturb(frame_of(release), scenario, release.index, names, in_order)
     table, shipped = _ship_files(challenge, staged, release, done.frame)
-    labels = [_write_labels(challenge, staged, j, frame_of, write) for j in
-              labels_.labels_shipped_with(challenge, release.index)]
+    written = [_write_labels(challenge, staged, j, frame_of, write) for j in
+               labels_.labels_shipped_with(challenge, release.index)]
     table = table.rename({ROW: ROW_ID}) if challenge.output.row_id else table.drop(ROW)
     columns = table.collect_schema().names()
-    saved = record.write_soon(challenge.name, release.name, _record(challenge, release, done, columns, shipped, labels))
-    extras = [Extra(Path(s.path), s.name, s.sha256, s.bytes) for s in shipped] + [extra for extra, _ in labels]
-    return Table(table, done.height, extras, saved)
+    extras = [Extra(Path(s.path), s.name, s.sha256, s.bytes) for s in shipped]
+
+    def keep() -> list[Extra]:
+        labels = [labels_file.keep() for labels_file in written]
+        record.write(challenge.name, release.name, _record(challenge, release, done, columns, shipped, labels))
+        return [extra for extra, _ in labels]
+
+    kept = _in_background(keep)
+    result = Table(table, done.height, extras)
+    result.written = lambda: setattr(result, "extras", extras + kept())
+    return result
+
+
+def _in_background(work: Callable[[], Any]) -> Callable[[], Any]:
+    """``work`` in this module's one thread; returns the function that waits for its result."""
+    global _worker
+    if _worker is None:
+        _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppipe-scenario")
+    return _worker.submit(work).result
+
+
+_worker: ThreadPoolExecutor | None = None
 
 
 def _ship_files(challenge: Any, staged: Any, release: Any, table: pl.LazyFrame) -> tuple[pl.LazyFrame, list]:
@@ -83,7 +105,25 @@ def _ship_files(challenge: Any, staged: Any, release: Any, table: pl.LazyFrame) 
     return table.with_columns(pl.lit(column).alias(spec.column)), shipped
 
 
-def _write_labels(challenge: Any, staged: Any, index: int, frame_of: FrameOf, write: Write) -> tuple[Extra, dict]:
+@dataclass(frozen=True)
+class _LabelsFile:
+    """A labels file written under a temporary name, to be synced, hashed and named."""
+
+    tmp: Path
+    final: Path
+    entry: dict  # file, release, rows (sha256 and bytes once kept)
+
+    def keep(self) -> tuple[Extra, dict]:
+        try:
+            durable.fsync_file(self.tmp)
+            size, digest = files_.hash_file(self.tmp)
+            self.tmp.replace(self.final)
+        finally:
+            self.tmp.unlink(missing_ok=True)
+        return Extra(self.final, self.final.name, digest, size), {**self.entry, "sha256": digest, "bytes": size}
+
+
+def _write_labels(challenge: Any, staged: Any, index: int, frame_of: FrameOf, write: Write) -> _LabelsFile:
     """``labels_<index>``: (row_id, label) of release ``index`` as in the source, by row_id."""
     planned = challenge.plan(staged.rows)[index]
     label = labels_.withheld_label(challenge, index)
@@ -96,13 +136,10 @@ def _write_labels(challenge: Any, staged: Any, index: int, frame_of: FrameOf, wr
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
         write(frame, tmp)
-        durable.fsync_file(tmp)
-        size, digest = files_.hash_file(tmp)
-        tmp.replace(folder / name)
-    finally:
+    except BaseException:
         tmp.unlink(missing_ok=True)
-    entry = {"file": name, "release": planned.name, "rows": planned.rows, "sha256": digest, "bytes": size}
-    return Extra(folder / name, name, digest, size), entry
+        raise
+    return _LabelsFile(tmp, folder / name, {"file": name, "release": planned.name, "rows": planned.rows})
 
 
 def _record(challenge: Any, release: Any, done: Perturbed, columns: list[str], shipped: list,

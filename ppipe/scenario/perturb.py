@@ -156,7 +156,9 @@ def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int
     saves reading it.
     """
     events = events_for(scenario, release, names)
-    state = State.of(frame.lazy(), any(e.kind in REORDERINGS for _, e in events), rows)
+    reordered = any(e.kind in REORDERINGS for _, e in events)
+    source = frame.lazy()
+    state = State.of(source.drop(_left_out(events), strict=False) if reordered else source, reordered, rows)
     result = Perturbed(state.source, 0, [])
     for index, event in events:
         applied = STEPS[event.kind](state, event.perturbation, rng_for(scenario.seed, release, index))
@@ -166,6 +168,21 @@ def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int
             result.withheld_label, result.label_lag = event.perturbation.label, event.perturbation.lag
     result.frame, result.height = state.frame(final=True), state.height
     return result
+
+
+def _left_out(events: list) -> list[str]:
+    """Source columns the release drops (late labels, a schema drop) before any event names
+    them: a release read into memory leaves them out (the streaming scan never reads them)."""
+    named: set[str] = set()
+    left_out = []
+    for _, event in events:
+        spec = event.perturbation
+        dropped = [spec.label] if isinstance(spec, LateLabels) else list(spec.drop) if isinstance(spec, SchemaChange) else []
+        if isinstance(spec, SchemaChange):
+            named |= set(spec.rename) | set(spec.rename.values()) | set(spec.add)
+        left_out += [column for column in dropped if column not in named]
+        named |= set(spec.reads()) | set(dropped)
+    return left_out
 
 
 # --- one function per perturbation: (state, definition, rng) -> Applied ----------------------
@@ -231,7 +248,7 @@ def schema(state: State, spec: SchemaChange, rng: np.random.Generator) -> Applie
 
 
 def _schema_changed(spec: SchemaChange, frame: pl.LazyFrame) -> pl.LazyFrame:
-    frame = frame.rename(dict(spec.rename)).drop(list(spec.drop))
+    frame = frame.rename(dict(spec.rename)).drop(list(spec.drop), strict=False)  # perhaps not read (_left_out)
     if spec.add:
         frame = frame.with_columns([pl.lit(v).alias(k) for k, v in spec.add.items()])
         frame = frame.select(pl.exclude(ROW), pl.col(ROW))  # the hidden column stays last
@@ -239,7 +256,7 @@ def _schema_changed(spec: SchemaChange, frame: pl.LazyFrame) -> pl.LazyFrame:
 
 
 def late_labels(state: State, spec: LateLabels, rng: np.random.Generator) -> Applied:
-    state.change(lambda frame: frame.drop(spec.label))
+    state.change(lambda frame: frame.drop(spec.label, strict=False))  # perhaps not read (_left_out)
     return Applied(0, "late_labels", [spec.label], None, {"lag": spec.lag})
 
 

@@ -20,9 +20,8 @@ import json
 import os
 import sys
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 from ppipe import durable, settings
 
@@ -51,19 +50,6 @@ def write(challenge: str, release: str, record: dict) -> Path:
         tmp.unlink(missing_ok=True)
     durable.fsync_dir(where)
     return path
-
-
-def write_soon(challenge: str, release: str, record: dict) -> Callable[[], Path]:
-    """:func:`write` in a thread, so its fsyncs wait on the disk while the release table is
-    written; returns the function that waits for it (and raises what it raised). The cut calls
-    it before the table takes its name, so a delivered release always has its record."""
-    global _writer
-    if _writer is None:
-        _writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppipe-scenario-record")
-    return _writer.submit(write, challenge, release, record).result
-
-
-_writer: ThreadPoolExecutor | None = None
 
 
 def read(challenge: str, release: str) -> dict | None:

@@ -7,7 +7,8 @@ import polars as pl
 import pytest
 
 from ppipe.scenario.labels import release_names
-from ppipe.scenario.perturb import ROW, as_float, perturb
+from ppipe.challenge.scenario import events_for
+from ppipe.scenario.perturb import ROW, _left_out, as_float, perturb
 from tests.scenario.support import binomial_bounds, challenge, sensors
 
 START, STOP = 4286, 5714  # release_3 of 7 over 10,000 rows
@@ -189,3 +190,20 @@ def test_source_rows_given_by_the_cut_or_read_from_the_frame_agree(tmp_path):
     given = perturb(sensors(START, STOP), made.scenario, 3, release_names(made), np.arange(START, STOP))
     assert given.applied[0].rows.tolist() == read.applied[0].rows.tolist() != []
     assert given.frame.collect().equals(read.frame.collect())
+
+
+@pytest.mark.parametrize("events, left_out", [
+    ([{"from": 1, "late_labels": {"label": "label", "lag": 1}}], ["label"]),
+    ([{"at": 3, "missing": {"columns": ["label"], "rate": 0.1}}, {"from": 1, "late_labels": {"label": "label", "lag": 1}}], []),
+    ([{"at": 3, "schema": {"drop": ["pressure"]}}], ["pressure"]),
+    ([{"at": 3, "schema": {"rename": {"pressure": "p"}}}, {"at": 3, "schema": {"drop": ["p"]}}], []),
+    ([{"at": 3, "schema": {"rename": {"pressure": "p"}, "drop": ["p"]}}], []),
+])
+def test_a_reordered_release_reads_only_columns_it_keeps_or_names(tmp_path, events, left_out):
+    made = challenge(tmp_path, events=events + [{"at": 3, "duplicates": {"rate": 0.2}}])
+    applied = events_for(made.scenario, 3, release_names(made))
+    assert _left_out(applied) == left_out
+    done = run(sensors(START, STOP), made.scenario, 3, release_names(made))
+    whole = perturb(sensors(START, STOP), made.scenario, 3, release_names(made))  # the same, lazily
+    assert all(column not in done.frame.columns for column in left_out)
+    assert whole.frame.collect().equals(done.frame)
