@@ -11,6 +11,7 @@ name, so a delivered release always has its labels files and its record.
 
 from __future__ import annotations
 
+import os
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -85,14 +86,15 @@ def cut(challenge: Any, staged: Any, release: Any, frame_of: FrameOf, write: Wri
 
 
 def _in_background(work: Callable[[], Any]) -> Callable[[], Any]:
-    """``work`` in this module's one thread; returns the function that waits for its result."""
+    """``work`` in this process's one scenario thread; returns the function that waits for its
+    result. A forked child makes its own thread (it does not inherit its parent's)."""
     global _worker
-    if _worker is None:
-        _worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppipe-scenario")
-    return _worker.submit(work).result
+    if _worker is None or _worker[0] != os.getpid():
+        _worker = (os.getpid(), ThreadPoolExecutor(max_workers=1, thread_name_prefix="ppipe-scenario"))
+    return _worker[1].submit(work).result
 
 
-_worker: ThreadPoolExecutor | None = None
+_worker: tuple[int, ThreadPoolExecutor] | None = None
 
 
 def _ship_files(challenge: Any, staged: Any, release: Any, table: pl.LazyFrame) -> tuple[pl.LazyFrame, list]:

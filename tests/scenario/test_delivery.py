@@ -159,3 +159,18 @@ def test_the_example_without_a_scenario_keeps_the_byte_range_path(tmp_path):
     assert not byte_range_eligible(challenge(tmp_path, events=[{"at": 0, "duplicates": {"rate": 0.1}}],
                                              output={"row_id": False}))
     assert os.environ["PPIPE_HOME"]
+
+
+@pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+def test_a_forked_child_cuts_with_its_own_background_thread():
+    import signal
+
+    from ppipe.scenario import cut as cut_
+
+    cut_._in_background(lambda: None)()  # the parent's thread exists
+    pid = os.fork()
+    if pid == 0:  # the child: a background job must run, not wait forever on the parent's thread
+        signal.alarm(20)
+        os._exit(0 if cut_._in_background(lambda: 7)() == 7 else 1)
+    _, status = os.waitpid(pid, 0)
+    assert os.WEXITSTATUS(status) == 0
