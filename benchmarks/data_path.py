@@ -223,6 +223,8 @@ def release_time(challenge, staged, start: int, size: int) -> float:
 
 def paths_table(args) -> None:
     specs = all_paths() if args.all else DEFAULT_PATHS
+    if args.skip:
+        specs = [s for s in specs if not any(word in path_label(s) for word in args.skip.split(","))]
     if args.only:
         specs = [s for s in specs if all(word in path_label(s) for word in args.only.split(","))]
         if not specs:
@@ -364,6 +366,7 @@ def main() -> None:
                         help="every path (source format/compression -> output, shuffle, row_id) against its polars floor")
     parser.add_argument("--all", action="store_true", help="with --paths: the whole matrix, not the default selection")
     parser.add_argument("--only", help="with --paths: only paths whose label has all these comma-separated words")
+    parser.add_argument("--skip", help="with --paths: leave out paths whose label has any of these comma-separated words")
     parser.add_argument("--release-times", action="store_true", help="with --paths: also time one 1%% release")
     parser.add_argument("--repeat", type=int, default=1,
                         help="with --paths: run floor and ppipe alternately this many times; medians (default 1)")

@@ -6,9 +6,9 @@ tabs become commas and a row_id is appended to each line on the way out
 (:mod:`ppipe.data.text_rows`). ``offsets.i64`` (little-endian int64:
 where each row starts, then where the data ends; the CSV header is the bytes before the
 first row) and ``blocks.crc32`` (a CRC-32 of every BLOCK bytes) are built by
-:mod:`ppipe.data.text_index`. A release is the header plus a byte range of the text:
-the source's own lines (byte-for-byte for CSV without row_id). The text is the source file itself when it is local
-and uncompressed (no copy), else the fetched (decompressed) copy kept in the folder as
+:mod:`ppipe.data.text_index`. A release is the header plus a byte range of the text: the
+source's own lines (byte-for-byte for CSV without row_id). The text is the source file itself
+when it is local and uncompressed (no copy), else the fetched (decompressed) copy kept in the folder as
 ``source.<format>``. Every cut re-checks the CRC of each block it reads, so a source changed
 after staging is reported, never mixed into a release.
 """
@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
+
 from ppipe import durable
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.challenge.spec import Challenge
