@@ -77,8 +77,8 @@ class StagedParquet(StagedSource):
             table = self._table(challenge, release)
             frame = table.frame.drop(leave_out, strict=False) if leave_out else table.frame
             with open(out, "wb") as stream:
-                # hashed (and an NDJSON's lines counted) as polars writes it: the file is not read back
-                hashed = HashingWriter(stream, count_lines=challenge.output.format == "ndjson")
+                # hashed (and lines counted) as polars writes it: the file is not read back
+                hashed = HashingWriter(stream, count_lines=challenge.output.format in ("ndjson", "csv"))
                 try:
                     written = _write(frame, challenge.output.format, hashed)
                 finally:
@@ -86,9 +86,7 @@ class StagedParquet(StagedSource):
                 stream.flush()
                 os.fsync(stream.fileno())
         table.written()  # a scenario's labels files and record, written meanwhile: on disk before the table's name
-        if written is None:  # an NDJSON record is one line (polars escapes line breaks in values)
-            written = hashed.lines if challenge.output.format == "ndjson" else _count_rows(out, challenge.output.format)
-        rows = written
+        rows = written if written is not None else _rows_written(hashed, out, challenge.output.format)
         if rows != table.rows:
             raise SourceError(
                 sources.display_url(challenge.source), f"{name} came out with {rows} rows instead of {table.rows}"
@@ -137,7 +135,7 @@ class HashingWriter:
 
     def __init__(self, stream: BinaryIO, count_lines: bool = False):
         self.stream, self.digest, self.size, self.lines = stream, hashlib.sha256(), 0, 0
-        self.count_lines = count_lines
+        self.count_lines, self.quoted = count_lines, False  # quoted: a '"' was written
         self.pool, self.pending = ThreadPoolExecutor(1), deque()
 
     def write(self, data) -> int:
@@ -152,6 +150,7 @@ class HashingWriter:
         self.size += len(data)
         if self.count_lines:
             self.lines += data.count(b"\n")
+            self.quoted = self.quoted or b'"' in data
         self.stream.write(data)
 
     def flush(self) -> None:
@@ -183,6 +182,17 @@ def _write(lf: pl.LazyFrame, fmt: str, path: Path | BinaryIO) -> int | None:
     else:
         raise ValueError(f"unknown output format {fmt!r}")
     return None
+
+
+def _rows_written(hashed: HashingWriter, path: Path, fmt: str) -> int:
+    """Rows in a written release: from its line breaks when each row is one line (NDJSON, whose
+    writer escapes line breaks in values; a CSV without a quote, so without a value holding a
+    line break, after its header), else read back from the file."""
+    if fmt == "ndjson":
+        return hashed.lines
+    if fmt == "csv" and not hashed.quoted:
+        return hashed.lines - 1
+    return _count_rows(path, fmt)
 
 
 def _count_rows(path: Path, fmt: str) -> int:
