@@ -27,7 +27,7 @@ if TYPE_CHECKING:
     from ppipe.challenge.planning import PlannedRelease
     from ppipe.challenge.spec import Challenge, Grant
     from ppipe.ledger import ChallengeRecord, Ledger, ReleaseRecord
-    from ppipe.ledger_view import LedgerView
+    from ppipe.ledger_view import ChallengeRow, LedgerView
 
 
 # --- the ledger: registering and opening (ppipe.delivery.challenges) ----------------------------
@@ -116,7 +116,7 @@ __all__ = [
     "open_ledger", "pause", "plan", "release_status", "scenario", "resume", "revoke", "run", "server_start", "server_status",
     "server_stop", "show", "summary", "verify", "worker", "write_prefect_yaml", "deployment_name", "health_deployment",
     "prefect_ui",
-    "revoke_identity", "grant_status", "GrantStatus",
+    "revoke_identity", "grant_status", "GrantStatus", "reading",
 ]
 
 
@@ -135,7 +135,7 @@ STATUSES = ("planned", "running", "delivered", "failed", "partial")
 
 
 def show(name: str, *, ledger: Ledger | None = None, status: str | None = None,
-         last: int | None = None) -> tuple:
+         last: int | None = None) -> tuple[ChallengeRecord | ChallengeRow, list[ReleaseStatus]]:
     """A challenge's ledger record and where each of its releases stands, per destination;
     only those in ``status``, only the ``last`` N. Never makes a ledger."""
     if status is not None and status not in STATUSES:
