@@ -5,8 +5,11 @@ on every deployment, so wherever its worker runs). Three automations, created by
 ``ppipe deploy`` (idempotent, by name):
 
 1. **crash zombie runs** (Prefect's documented trigger): after a heartbeat of a ppipe flow
-   run, expect another heartbeat or a final state within two heartbeats and a half; when
-   none comes, the run is marked Crashed with :data:`ZOMBIE_MESSAGE`;
+   run, or its Running state (a machine can die before its first heartbeat leaves the process),
+   expect a heartbeat or a final state within two heartbeats and a half; when none comes, the
+   run is marked Crashed with :data:`ZOMBIE_MESSAGE`. A Running event that reaches the triggers
+   late (Prefect holds an event until the one it follows is seen) cannot crash a live run: the
+   run's heartbeats already keep a window open, and an open window is kept, not restarted;
 2. **crash unstarted runs**: a run a worker picked up (Pending: workers take runs a few
    seconds ahead) must start within ``PPIPE_START_WINDOW``; a worker killed before that
    leaves it Pending for ever, with no heartbeat for (1) to miss. Marked Crashed the same way;
@@ -52,7 +55,8 @@ def _ppipe_runs():
 def crash_zombies():
     """The automation that marks a silent ppipe flow run Crashed."""
     return _crash_unless(CRASH_ZOMBIES, "Mark ppipe flow runs Crashed when their heartbeats stop (their machine died).",
-                         after={"prefect.flow-run.heartbeat"}, expect="prefect.flow-run.heartbeat",
+                         after={"prefect.flow-run.heartbeat", "prefect.flow-run.Running"},
+                         expect="prefect.flow-run.heartbeat",
                          within=silence_window())
 
 
@@ -116,16 +120,18 @@ def rerun_crashed():
 
 def ensure_automations() -> list[str]:
     """Create the automations, or bring existing ones (found by name) up to date; returns their names."""
-    names = []
-    for wanted in (crash_zombies(), crash_unstarted(), rerun_crashed()):
-        existing = _read_by_name(wanted.name)
-        if existing is None:
-            wanted.create()
-        else:
-            wanted.id = existing.id
-            wanted.update()
-        names.append(wanted.name)
-    return names
+    return [ensure_automation(wanted) for wanted in (crash_zombies(), crash_unstarted(), rerun_crashed())]
+
+
+def ensure_automation(wanted) -> str:
+    """Create ``wanted``, or update the automation of the same name to it; returns the name."""
+    existing = _read_by_name(wanted.name)
+    if existing is None:
+        wanted.create()
+    else:
+        wanted.id = existing.id
+        wanted.update()
+    return wanted.name
 
 
 def _read_by_name(name: str):

@@ -1,9 +1,13 @@
-"""Zombie-run automations on a real Prefect server: created once by name, and a run a dead worker
-left Pending (picked up, never started) is marked Crashed by the server's triggers."""
+"""Zombie-run automations on a real Prefect server: created once by name; a run a dead worker
+left Pending (picked up, never started), and a run whose machine died before its first heartbeat,
+are marked Crashed by the server's triggers; a live run is not, even when its Running event
+reaches the triggers late."""
 
 from __future__ import annotations
 
+import asyncio
 import time
+from datetime import datetime, timedelta, timezone
 
 import pytest
 
@@ -37,6 +41,7 @@ def test_deploy_creates_the_three_automations_once_with_their_windows(tmp_path, 
         [automations.CRASH_ZOMBIES, automations.CRASH_UNSTARTED, automations.RERUN_CRASHED])
     silent, unstarted = read(automations.CRASH_ZOMBIES), read(automations.CRASH_UNSTARTED)
     assert silent.trigger.within.total_seconds() == 100  # 2.5 heartbeats
+    assert silent.trigger.after == {"prefect.flow-run.heartbeat", "prefect.flow-run.Running"}
     assert unstarted.trigger.within.total_seconds() == 90
     assert unstarted.trigger.after == {"prefect.flow-run.Pending", "prefect.flow-run.Submitting"}
     assert "prefect.flow-run.Running" in unstarted.trigger.expect
@@ -60,3 +65,61 @@ def test_a_run_left_pending_by_a_dead_worker_is_marked_crashed(tmp_path, monkeyp
             time.sleep(2)
     assert state.is_crashed(), state
     assert state.message == automations.ZOMBIE_MESSAGE
+
+
+def _send(run_id, event: str, *, ago: float = 0.0) -> None:
+    """Send one event about a ppipe flow run, as its engine (heartbeats) or Prefect (states) would;
+    ``ago`` back-dates it, as a held event keeps the time it occurred."""
+    from prefect.events.clients import get_events_client
+    from prefect.events.schemas.events import Event
+
+    state = {} if event.endswith("heartbeat") else {"prefect.state-name": event.rsplit(".", 1)[1]}
+    message = Event(event=event, occurred=datetime.now(timezone.utc) - timedelta(seconds=ago),
+                    resource={"prefect.resource.id": f"prefect.flow-run.{run_id}", **state},
+                    related=[{"prefect.resource.id": f"prefect.tag.{automations.TAG}", "prefect.resource.role": "tag"}])
+
+    async def send():
+        async with get_events_client() as client:
+            await client.emit(message)
+
+    asyncio.run(send())
+
+
+@pytest.mark.slow
+def test_a_run_dead_before_its_first_heartbeat_is_crashed_and_a_live_run_with_a_late_running_event_is_not(tmp_path):
+    """A machine can die between a run's Running state and its first heartbeat (events leave the
+    process in the background). Counting from Running as well closes that gap; a Running event
+    that arrives late (Prefect's causal ordering held it) must not crash a run that is beating."""
+    from prefect import states
+    from prefect.client.orchestration import get_client
+
+    window = 10
+    deployment_id = deploy.deploy(future_challenge(tmp_path, name="zombie-running"))
+    zombies = automations.crash_zombies()
+    zombies.trigger.within = timedelta(seconds=window)
+    automations.ensure_automation(zombies)
+    with get_client(sync_client=True) as client:
+        dead, live = (client.create_flow_run_from_deployment(deployment_id) for _ in range(2))
+        for run in (dead, live):
+            client.set_flow_run_state(run.id, states.Pending())
+            client.set_flow_run_state(run.id, states.Running())
+        started = time.monotonic()
+        late_sent_at = None
+        while time.monotonic() - started < 120:
+            _send(live.id, "prefect.flow-run.heartbeat")
+            if late_sent_at is None and time.monotonic() - started > window:
+                _send(live.id, "prefect.flow-run.Running", ago=6 * window)
+                late_sent_at = time.monotonic()
+            dead_state = client.read_flow_run(dead.id).state
+            if late_sent_at and dead_state.is_crashed() and time.monotonic() - late_sent_at > 3 * window:
+                break
+            time.sleep(2)
+        assert dead_state.is_crashed(), dead_state
+        assert dead_state.message == automations.ZOMBIE_MESSAGE
+        assert client.read_flow_run(live.id).state.is_running()
+
+        # the live run's machine dies now: its silence is noticed like any other
+        deadline = time.monotonic() + 90
+        while (state := client.read_flow_run(live.id).state).is_running() and time.monotonic() < deadline:
+            time.sleep(2)
+        assert state.is_crashed(), state
