@@ -204,13 +204,12 @@ class ReleaseStatus:
 
 def release_status(name: str, *, ledger: Ledger | LedgerView | None = None) -> list[ReleaseStatus]:
     """Each release of ``name`` with its rows, one per destination. Never makes a ledger."""
+    from ppipe.challenge.planning import by_release
+
     with reading(name, ledger=ledger) as reader:
         rows = reader.releases(name)
-    groups: dict[int, list] = {}
-    for row in rows:
-        groups.setdefault(row.index, []).append(row)
     return [ReleaseStatus(group[0].index, group[0].name, group[0].start, group[0].stop, group[0].scheduled_at, group)
-            for group in groups.values()]
+            for group in by_release(rows)]
 
 
 def grant(name: str, grant: Grant, *, ledger: Ledger | None = None):

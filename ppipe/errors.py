@@ -98,6 +98,12 @@ class ConflictError(PpipeError):
     """The ledger already holds something of that name, or a state change is not allowed."""
 
 
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's text (the driver's own where SQLAlchemy wraps one), else its type's name."""
+    text = str(getattr(exc, "orig", None) or exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
 def is_transient(exc: BaseException | None) -> bool:
     """Whether retrying ``exc`` can help: ppipe's own errors say so (terminal unless transient);
     anything else (a task timeout, an error no adapter mapped) is retried."""

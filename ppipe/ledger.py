@@ -26,7 +26,7 @@ from sqlmodel import Field, Session, SQLModel, create_engine, delete, select
 
 from ppipe import settings
 from ppipe.settings import claim_lease
-from ppipe.errors import ConflictError, NotFoundError, PpipeError
+from ppipe.errors import ConflictError, NotFoundError, PpipeError, first_line
 from ppipe.challenge.spec import Challenge, Grant
 from ppipe.challenge.specfile import parse_challenge
 
@@ -153,14 +153,6 @@ class GrantApplication(SQLModel, table=True):
     applied_at: datetime = _when(default_factory=utcnow)
 
 
-def by_release(rows: Iterable[ReleaseRecord]) -> list[list[ReleaseRecord]]:
-    """Release rows grouped by release (one row per destination), in the order first seen."""
-    groups: dict[int, list[ReleaseRecord]] = {}
-    for row in rows:
-        groups.setdefault(row.index, []).append(row)
-    return list(groups.values())
-
-
 class LocationRecord(SQLModel, table=True):
     """That a place (destination + folder/prefix) belongs to one challenge: a second claim on it is refused."""
 
@@ -223,7 +215,7 @@ def make_engine(url: str | None = None, *, create: bool = True) -> Engine:
         SQLModel.metadata.create_all(engine)
         _add_missing_columns(engine)
     except Exception as exc:  # unreachable server, bad credentials, unwritable file
-        raise PpipeError(f"ledger {engine.url.render_as_string(hide_password=True)}: cannot open: {_first_line(exc)}") from None
+        raise PpipeError(f"ledger {engine.url.render_as_string(hide_password=True)}: cannot open: {first_line(exc)}") from None
     if url.startswith("sqlite") and engine.url.database:
         for suffix in ("", "-wal", "-shm"):  # SQLite gives -wal/-shm the database file's mode
             settings.make_private(Path(engine.url.database + suffix))
@@ -269,11 +261,6 @@ def _sqlite_pragmas(dbapi_connection, _record) -> None:
     cursor.execute("PRAGMA busy_timeout=30000")
     cursor.execute("PRAGMA foreign_keys=ON")
     cursor.close()
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(getattr(exc, "orig", None) or exc).strip()
-    return text.splitlines()[0] if text else type(exc).__name__
 
 
 # --- the ledger ----------------------------------------------------------------------------

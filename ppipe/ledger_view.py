@@ -20,7 +20,7 @@ from typing import Any
 from urllib.parse import unquote, urlsplit
 
 from ppipe import settings
-from ppipe.errors import NotFoundError, PpipeError
+from ppipe.errors import NotFoundError, PpipeError, first_line
 
 #: Columns stored as naive UTC datetimes (ppipe.ledger.UTCDateTime), returned aware.
 TIMES = {"created_at", "updated_at", "revoked_at", "applied_at", "scheduled_at", "claim_expires_at", "started_at",
@@ -108,7 +108,7 @@ class LedgerView:
         except NotFoundError:
             raise
         except Exception as exc:  # a missing table (a ledger older than the table), a lost server
-            raise PpipeError(f"ledger {_redacted(self.url)}: cannot read: {_first_line(exc)}") from None
+            raise PpipeError(f"ledger {_redacted(self.url)}: cannot read: {first_line(exc)}") from None
 
 
 def release_count(spec: dict) -> int:
@@ -151,7 +151,7 @@ def _connect(url: str):
     try:
         return psycopg.connect(plain, autocommit=True, connect_timeout=10)
     except Exception as exc:
-        raise PpipeError(f"ledger {_redacted(url)}: cannot open: {_first_line(exc)}") from None
+        raise PpipeError(f"ledger {_redacted(url)}: cannot open: {first_line(exc)}") from None
 
 
 def _redacted(url: str) -> str:
@@ -160,7 +160,3 @@ def _redacted(url: str) -> str:
     if parts.password is None:
         return url
     return parts._replace(netloc=parts.netloc.replace(f":{parts.password}@", ":***@", 1)).geturl()
-
-
-def _first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0]

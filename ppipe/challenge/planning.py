@@ -7,7 +7,7 @@ import random
 from dataclasses import dataclass
 from datetime import datetime
 from fractions import Fraction
-from typing import Protocol, Sequence
+from typing import Iterable, Protocol, Sequence, TypeVar
 
 from ppipe.errors import SpecError
 
@@ -123,3 +123,15 @@ def plan(challenge: Plannable, n_rows: int) -> list[PlannedRelease]:
             )
         )
     return releases
+
+
+Row = TypeVar("Row")
+
+
+def by_release(rows: Iterable[Row]) -> list[list[Row]]:
+    """Ledger rows (one per release and destination, each with its ``index``) grouped by release,
+    in the order first seen."""
+    groups: dict[int, list[Row]] = {}
+    for row in rows:
+        groups.setdefault(row.index, []).append(row)
+    return list(groups.values())

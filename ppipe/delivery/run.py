@@ -26,7 +26,8 @@ from ppipe.data.staged import StagedSource
 from ppipe.delivery.access import Applied, apply_pending
 from ppipe.destinations import Destination, open_destination
 from ppipe.delivery.report import Outcome, Report, error_text
-from ppipe.ledger import Ledger, ReleaseRecord, by_release, utcnow
+from ppipe.challenge.planning import by_release
+from ppipe.ledger import Ledger, ReleaseRecord, utcnow
 from ppipe.settings import claim_lease
 from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
