@@ -83,6 +83,16 @@ def reading(name: str | None = None, *, ledger: Ledger | None = None) -> Iterato
 
 def plan(challenge: Challenge) -> tuple[int, list[PlannedRelease]]:
     """Count the source's rows and plan the releases; nothing is written."""
+    if challenge.scenario is None and challenge.files is None:
+        from ppipe.data.header import check_names
+        from ppipe.data.text_count import header_and_rows
+
+        counted = header_and_rows(challenge.source)  # a local CSV or TSV, read without polars
+        if counted is not None:
+            names, n_rows = counted
+            releases = challenge.plan(n_rows)
+            check_names(challenge, names)  # the header: what create would refuse
+            return n_rows, releases
     from ppipe.data.sources import count_rows, scan_source, source_errors
     from ppipe.scenario.check import check_files, check_source_columns, file_column
 

@@ -6,6 +6,7 @@ Pure: no network. Messages never quote the part of the URL that carries the secr
 
 from __future__ import annotations
 
+import re
 from urllib.parse import parse_qsl, urlsplit
 
 #: Query parameters that carry a credential: presigned S3 and GCS URLs, Azure SAS tokens,
@@ -62,3 +63,8 @@ def without_query(url: str) -> str:
     parts = urlsplit(url)
     host = parts.netloc.rsplit("@", 1)[-1]
     return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?", 1)[0]
+
+
+def shown(url: str) -> str:
+    """``url`` as messages show it: no user:password@, no query string."""
+    return re.sub(r"(://)[^/@]*@", r"\1", url).split("?", 1)[0]

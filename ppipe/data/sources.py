@@ -23,7 +23,7 @@ from typing import IO, TYPE_CHECKING, Iterator
 
 import polars as pl
 
-from ppipe import settings
+from ppipe import settings, urls
 from ppipe.errors import SourceError
 from ppipe.challenge.spec import Source
 
@@ -46,8 +46,7 @@ except ImportError:  # pragma: no cover
 
 def display_url(source: Source) -> str:
     """The source URL as shown in messages: no user:password@, no query string."""
-    url = re.sub(r"(://)[^/@]*@", r"\1", source.url)
-    return url.split("?", 1)[0]
+    return urls.shown(source.url)
 
 
 def _scrub(text: str, source: Source) -> str:

@@ -40,6 +40,7 @@ from ppipe.data import parquet_in_place, sources
 from ppipe.data.column_types import TypePlan, declared_misfit_error, full_plan, plan_types, type_name
 from ppipe.errors import SourceError, SourceMismatch
 from ppipe.challenge.spec import Challenge, Source
+from ppipe.data.header import check_names
 from ppipe.data.shuffle import sink_shuffled
 from ppipe.data.staged import META, ROW_ID, StagedSource
 from ppipe.data.staged_parquet import DATA, DATA_IPC, ROW_GROUP, StagedParquet, scan_copy, sink_copy
@@ -399,19 +400,11 @@ def check_columns(challenge: Challenge, lf: pl.LazyFrame) -> None:
         schema = lf.collect_schema()
     names = schema.names()
     url = sources.display_url(challenge.source)
-    for name in names:  # polars renames a repeated header name 'x' to 'x_duplicated_0'
-        base, _, number = name.rpartition("_duplicated_")
-        if base and number.isdigit() and base in names:
-            raise SourceError(url, f"has a duplicate column name {base!r} in its header: rename one of them")
+    check_names(challenge, names)
     if challenge.output.format == "csv":
         nested = next((n for n in names if isinstance(schema[n], NESTED)), None)
         if nested:
             raise SourceError(url, f"column {nested!r} is nested ({schema[nested]}): output.format csv cannot "
                                    "hold it; use parquet, json or ndjson")
-    if challenge.output.row_id and ROW_ID in names:
-        raise SourceError(url, f"already has a column named {ROW_ID!r}: set output.row_id to false or rename it")
-    unknown = sorted(set(challenge.source.column_types) - set(names))
-    if unknown:
-        raise SourceError(url, f"source.column_types names columns it does not have: {', '.join(unknown)}")
 
 

@@ -62,7 +62,16 @@ def test_looking_commands_load_no_heavy_package(tmp_path, spec, command):
     assert set(loaded) <= {"pydantic"}, loaded  # typer checks options' values with pydantic
 
 
-def test_plan_loads_no_prefect(tmp_path, spec):
+def test_plan_of_a_local_csv_loads_no_heavy_package(tmp_path, spec):
+    """Its header and row count are read without polars (ppipe.data.text_count)."""
+    assert set(loaded_by("plan", str(spec), home=tmp_path)) <= {"pydantic"}
+
+
+def test_plan_of_another_source_loads_polars_but_not_prefect(tmp_path, spec):
+    """A Parquet, JSON, compressed or remote source is read with polars, never with Prefect."""
+    import polars as pl
+
+    pl.read_csv(spec.parent / "data" / "sensors_300.csv").write_parquet(spec.parent / "data" / "sensors_300.parquet")
+    spec.write_text(spec.read_text().replace("sensors_300.csv", "sensors_300.parquet"))
     loaded = loaded_by("plan", str(spec), home=tmp_path)
-    assert "polars" in loaded  # counting the source's rows reads it
-    assert "prefect" not in loaded, loaded
+    assert "polars" in loaded and "prefect" not in loaded, loaded
