@@ -156,7 +156,7 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     if now is None:
         _wait_for_slot()
     run_id = str(flow_run.get_id() or "")
-    ensure_limits()
+    ensure_limits(destination.kind for destination in spec.destinations)  # a run on a machine no deploy reached
     run = delivery.Dispatch(ledger, spec, owner=run_id or None, now=now, release=release,
                             steps=task_steps(spec), flow_run_id=run_id or None, listener=_log_step,
                             take_over=True)

@@ -14,6 +14,8 @@ machine's slots come back on their own.
 
 from __future__ import annotations
 
+from typing import Iterable
+
 from ppipe import settings
 
 KINDS = ("local", "s3", "gcs", "drive")
@@ -24,10 +26,10 @@ def limit_name(kind: str) -> str:
     return f"ppipe-upload-{kind}"
 
 
-def wanted_limits() -> dict[str, tuple[int, float]]:
-    """name -> (slots, slot decay per second); a decay makes it a rate limit."""
-    wanted = {}
-    for kind in KINDS:
+def wanted_limits(kinds: Iterable[str] = KINDS) -> dict[str, tuple[int, float]]:
+    """name -> (slots, slot decay per second) of the limits of ``kinds``; a decay makes it a rate limit."""
+    wanted, chosen = {}, set(kinds)
+    for kind in (kind for kind in KINDS if kind in chosen):
         if kind in RATE_LIMITED:
             rate = settings.drive_uploads_per_second()
             wanted[limit_name(kind)] = (max(1, int(rate)), rate)
@@ -36,13 +38,13 @@ def wanted_limits() -> dict[str, tuple[int, float]]:
     return wanted
 
 
-def ensure_limits() -> list[str]:
-    """Create the providers' limits that do not exist yet; returns every limit's name."""
+def ensure_limits(kinds: Iterable[str] = KINDS) -> list[str]:
+    """Create the limits of ``kinds`` (default: every provider's) that do not exist yet; returns their names."""
     from prefect.client.orchestration import get_client
     from prefect.client.schemas.actions import GlobalConcurrencyLimitCreate
     from prefect.exceptions import ObjectAlreadyExists, ObjectNotFound
 
-    wanted = wanted_limits()
+    wanted = wanted_limits(kinds)
     with get_client(sync_client=True) as client:
         for name, (slots, decay) in wanted.items():
             try:

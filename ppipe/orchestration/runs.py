@@ -45,7 +45,7 @@ def run_here(name: str, *, now: datetime | None = None, release: int | None = No
              on_start: Callable[[str], None] | None = None) -> FlowRun:
     """Run the dispatch flow for ``name`` in this process (PREFECT_API_URL, else the standing
     local server, started if needed and then told to ``on_start``); ``listener`` sees each step."""
-    with server.connect(on_start) as url:
+    with server.connect(on_start) as url, _without_heartbeats():
         from ppipe.orchestration.flow import dispatch_challenge
 
         if quiet:
@@ -54,6 +54,15 @@ def run_here(name: str, *, now: datetime | None = None, release: int | None = No
             state = dispatch_challenge(challenge=name, now=now, release=release, return_state=True)
     run_id = str(state.state_details.flow_run_id)
     return FlowRun(run_id, f"{server.ui_url(url)}/runs/flow-run/{run_id}", state.is_failed(), _failure(state))
+
+
+def _without_heartbeats():
+    """No flow-run heartbeats for a run here: they serve the zombie automations, which watch only
+    deployments' runs (tagged ``ppipe``), and the run would end by waiting up to a second for
+    Prefect's heartbeat thread, which sleeps in one-second steps."""
+    from prefect.settings import PREFECT_FLOWS_HEARTBEAT_FREQUENCY, temporary_settings
+
+    return temporary_settings(updates={PREFECT_FLOWS_HEARTBEAT_FREQUENCY: None})
 
 
 def _failure(state) -> str:

@@ -8,6 +8,7 @@ import pytest
 
 from ppipe import api
 from ppipe.ledger import Ledger
+from ppipe.orchestration.limits import ensure_limits
 from tests.support.helpers import make_challenge, write_csv
 
 START = datetime(2026, 12, 1, 9, 0, tzinfo=timezone.utc)
@@ -172,8 +173,9 @@ def test_each_destination_of_a_release_is_delivered_by_its_own_submitted_task(tm
     rows = Ledger().releases("demo")
     delivered = [row for row in rows if row.status == "delivered"]
     assert len(delivered) == 2 and len({row.task_run_id for row in delivered}) == 2
+    assert ensure_limits(["drive"]) == ["ppipe-upload-drive"]  # what deploy does for every provider
     with get_client(sync_client=True) as client:
-        local = client.read_global_concurrency_limit_by_name("ppipe-upload-local")
+        local = client.read_global_concurrency_limit_by_name("ppipe-upload-local")  # the run's own provider
         drive = client.read_global_concurrency_limit_by_name("ppipe-upload-drive")
     assert local.limit >= 1 and local.slot_decay_per_second == 0
     assert drive.slot_decay_per_second > 0  # a rate limit for Drive's quota
