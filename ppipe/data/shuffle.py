@@ -3,12 +3,15 @@
 The order depends only on the seed and the row count (numpy's PCG64 stream): a two-pass
 external shuffle (Rao 1961 / Sandelius), each row to a random bucket, each bucket permuted.
 The positions are drawn first (:func:`shuffled_positions`), so polars places the rows in
-two streaming passes (:func:`sink_shuffled`). Hand-written: neither polars nor pyarrow
-offers a bounded-memory seeded shuffle.
+two streaming passes (:func:`sink_shuffled`), or, when the rows fit comfortably in memory
+(:func:`fits_in_memory`), by one gather in memory: one read and one write instead of the rows
+written and read twice, the same order. Hand-written: neither polars nor pyarrow offers a
+bounded-memory seeded shuffle.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Callable
@@ -22,6 +25,11 @@ STAGED_ROW_ID = "__ppipe_row_id"  # original row number, stored only in a shuffl
 SHUFFLE_BUCKET_ROWS = 262_144  # rows held in memory at once while shuffling
 SHUFFLE_MAX_BUCKETS = 1024  # open files while shuffling; beyond it buckets grow instead
 DEST = "__ppipe_dest"  # a row's position in the shuffled copy, only while shuffling
+#: a shuffle in memory may take this share of the memory available at staging (its estimate)...
+MEMORY_SHARE = 0.25
+#: ...and this share of the source's own bytes (see :func:`fits_in_memory`)
+SOURCE_SHARE = 1.5
+_FIXED_WIDTH = ("int", "float", "bool", "date", "datetime")
 
 
 def shuffled_positions(n_rows: int, seed: int, row_group: int) -> np.ndarray:
@@ -49,18 +57,48 @@ def shuffled_positions(n_rows: int, seed: int, row_group: int) -> np.ndarray:
     return dest
 
 
+def fits_in_memory(n_rows: int, types: list[str], source_bytes: int) -> bool:
+    """True when the rows, in their delivered ``types`` (one per column), fit comfortably in
+    memory: their estimate (8 bytes a number, date or time, 16 a text value's view, and the
+    row number) within SOURCE_SHARE of the source's own bytes (``source_bytes``, local and
+    uncompressed: so the peak stays near what reading the source whole takes) and within
+    MEMORY_SHARE of the memory available now. Text kept as text (twice its source's bytes as
+    views) and a compressed Parquet source shuffle in two passes."""
+    estimate = n_rows * (8 + sum(8 if t in _FIXED_WIDTH else 16 for t in types))
+    return estimate <= SOURCE_SHARE * source_bytes and estimate <= MEMORY_SHARE * _available_memory()
+
+
+def _available_memory() -> int:
+    """Bytes of memory available to a new allocation (Linux: MemAvailable; else free pages)."""
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    except (ValueError, OSError, AttributeError):
+        return 0  # unknown: never in memory
+
+
 def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group: int,
-                  also: list[pl.LazyFrame], sink: Callable[[pl.LazyFrame, Path], object]) -> list[pl.DataFrame]:
+                  also: list[pl.LazyFrame], sink: Callable[[pl.LazyFrame, Path], object],
+                  in_memory: bool = False) -> list[pl.DataFrame]:
     """Write the rows of ``lf`` to ``out`` (with ``sink(frame, out)``) in the seeded order of
     :func:`shuffled_positions`, adding STAGED_ROW_ID; returns the results of the ``also``
     queries, computed in the same read of ``lf``.
 
-    Pass 1 streams the rows into files by range of destination (SHUFFLE_BUCKET_ROWS rows
+    ``in_memory``: the rows are read into memory and gathered into that order, one column at
+    a time (memory: the rows plus about one column; see :func:`fits_in_memory`). Else pass 1 streams the rows into files by range of destination (SHUFFLE_BUCKET_ROWS rows
     each, at most SHUFFLE_MAX_BUCKETS); pass 2 sorts each range and appends it. Memory is
     about one range plus 8 bytes per row; disk is one uncompressed copy, briefly.
     """
     import polars as pl
 
+    if in_memory:
+        return _shuffle_in_memory(lf, out, seed, n_rows, row_group, also, sink)
     dest = shuffled_positions(n_rows, seed, row_group)
     span = max(SHUFFLE_BUCKET_ROWS, -(-n_rows // SHUFFLE_MAX_BUCKETS))
     parts = out.with_name(f"{out.name}.parts")
@@ -81,4 +119,27 @@ def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group
         sink(pl.concat(ranges), out)
     finally:
         shutil.rmtree(parts, ignore_errors=True)
+    return results
+
+
+def _shuffle_in_memory(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group: int,
+                       also: list[pl.LazyFrame], sink: Callable[[pl.LazyFrame, Path], object]) -> list[pl.DataFrame]:
+    """:func:`sink_shuffled` in memory: the row at position p is the source row ``order[p]``,
+    where ``order`` inverts :func:`shuffled_positions`, so the order is the two passes' order."""
+    import polars as pl
+
+    keyed = lf.with_row_index(STAGED_ROW_ID).with_columns(pl.col(STAGED_ROW_ID).cast(pl.Int64))
+    frame, *results = pl.collect_all([keyed, *also], engine="streaming")
+    if frame.height != n_rows:  # the source changed since it was counted
+        raise ValueError(f"{frame.height} rows read, {n_rows} counted before")
+    order = np.empty(n_rows, np.int64)
+    order[shuffled_positions(n_rows, seed, row_group)] = np.arange(n_rows)
+    columns = frame.get_columns()
+    del frame
+    for i, column in enumerate(columns):
+        # one column at a time, each gathered from one contiguous chunk (a gather across the
+        # streaming engine's many chunks costs several times more)
+        columns[i] = column.rechunk().gather(order)
+    del order
+    sink(pl.DataFrame(columns).lazy(), out)
     return results

@@ -41,7 +41,7 @@ from ppipe.data.column_types import TypePlan, declared_misfit_error, full_plan, 
 from ppipe.errors import SourceError, SourceMismatch
 from ppipe.challenge.spec import Challenge, Source
 from ppipe.data.header import check_names
-from ppipe.data.shuffle import sink_shuffled
+from ppipe.data.shuffle import fits_in_memory, sink_shuffled
 from ppipe.data.staged import META, ROW_ID, StagedSource
 from ppipe.data.staged_parquet import DATA, DATA_IPC, ROW_GROUP, StagedParquet, scan_copy, sink_copy
 from ppipe.data.staged_text import StagedText
@@ -234,7 +234,7 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
         side = pool.submit(_side_pass, source, folder, local, check_fields, sha is None)
         try:
             try:
-                rows, plan = _write_staged(challenge, lf, tmp)
+                rows, plan = _write_staged(challenge, lf, tmp, os.path.getsize(local))
             except Exception:
                 side.result()  # the byte pass's error, when it has one, names the ragged row
                 raise
@@ -255,35 +255,38 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
     return staged
 
 
-def _write_staged(challenge: Challenge, lf: pl.LazyFrame, tmp: Path) -> tuple[int, TypePlan]:
-    """Write the Parquet staged copy to ``tmp`` in one read of the source: rows converted to
-    their delivered types and (``output.shuffle``) placed in the seeded order, while the same
-    read checks the planned types. Returns (rows, the plan that holds)."""
+def _write_staged(challenge: Challenge, lf: pl.LazyFrame, tmp: Path, source_bytes: int) -> tuple[int, TypePlan]:
+    """Write the Parquet staged copy to ``tmp`` in one read of the source (``source_bytes``
+    long): rows converted to their delivered types and (``output.shuffle``) placed in the
+    seeded order, while the same read checks the planned types. Returns (rows, the plan that holds)."""
     source = challenge.source
     with sources.source_errors(source, "cannot stage"):
         plan = plan_types(challenge, lf)
         n_rows = int(lf.select(pl.len()).collect().item()) if challenge.output.shuffle else None
         if n_rows == 0:
             raise SourceError(sources.display_url(source), "has no data rows")
-        counts = _sink_typed(challenge, lf, plan, tmp, n_rows)
+        in_memory = n_rows is not None and fits_in_memory(n_rows, list(plan.columns.values()), source_bytes)
+        counts = _sink_typed(challenge, lf, plan, tmp, n_rows, in_memory)
         declared, inferred = plan.failures(counts)
         if declared:
             raise declared_misfit_error(source, declared)
         if inferred:  # the sample misled: infer over every row, then write again
             plan = full_plan(challenge, lf)
-            _sink_typed(challenge, lf, plan, tmp, n_rows)
+            _sink_typed(challenge, lf, plan, tmp, n_rows, in_memory)
     rows = int(scan_copy(tmp).select(pl.len()).collect().item())
     if rows == 0:
         raise SourceError(sources.display_url(source), "has no data rows")
     return rows, plan
 
 
-def _sink_typed(challenge: Challenge, lf: pl.LazyFrame, plan: TypePlan, tmp: Path, n_rows: int | None) -> dict:
-    """One streaming pass: the typed (and shuffled) rows to ``tmp``; returns the plan's check counts."""
+def _sink_typed(challenge: Challenge, lf: pl.LazyFrame, plan: TypePlan, tmp: Path, n_rows: int | None,
+                in_memory: bool = False) -> dict:
+    """One read of the source: the typed (and shuffled, in memory if asked) rows to ``tmp``;
+    returns the plan's check counts."""
     typed, check = plan.apply(lf)
     checks = [check] if check is not None else []
     if n_rows is not None:
-        results = sink_shuffled(typed, tmp, challenge.output.seed or 0, n_rows, ROW_GROUP, checks, sink_copy)
+        results = sink_shuffled(typed, tmp, challenge.output.seed or 0, n_rows, ROW_GROUP, checks, sink_copy, in_memory)
     else:
         results = pl.collect_all([sink_copy(typed, tmp, lazy=True), *checks], engine="streaming")[1:]
     return results[0].row(0, named=True) if results else {}

@@ -90,13 +90,20 @@ def bucket_shuffle_order(n_rows, seed, bucket_rows, row_group=staging.ROW_GROUP)
     return [row for bucket in buckets if bucket for row in np.array(bucket)[rng.permutation(len(bucket))]]
 
 
+@pytest.mark.parametrize("in_memory", [True, False], ids=["in memory", "two passes"])
 @pytest.mark.parametrize("n_rows, bucket_rows", [(2000, 300), (70_000, 5000)])
-def test_a_seed_gives_the_order_it_always_gave(tmp_path, monkeypatch, n_rows, bucket_rows):
+def test_a_seed_gives_the_order_it_always_gave(tmp_path, monkeypatch, n_rows, bucket_rows, in_memory):
+    """Whether the rows fit in memory (one gather) or not (two streaming passes), the order is the one
+    a seed has always given."""
     monkeypatch.setattr(shuffle, "SHUFFLE_BUCKET_ROWS", bucket_rows)
+    monkeypatch.setattr(shuffle, "SOURCE_SHARE", 100.0 if in_memory else 0.0)
+    calls = []
+    monkeypatch.setattr(shuffle, "_shuffle_in_memory", lambda *a, real=shuffle._shuffle_in_memory: calls.append(1) or real(*a))
     path = write_columns(tmp_path / "d.csv", {"n": [str(i) for i in range(n_rows)]})
     staged, saved = deliver(make_challenge(str(path), releases=2, output={"shuffle": True, "seed": 7, "row_id": True}))
     order = pl.concat([pl.read_csv(f.path) for f in saved])
     assert order["row_id"].to_list() == order["n"].to_list() == bucket_shuffle_order(n_rows, 7, bucket_rows)
+    assert bool(calls) == in_memory
 @pytest.mark.parametrize("late", ["2024-01-02T03:04:05", "2024-01-02 03:04:05.250", "2024-1-02 03:04:05"])
 def test_datetimes_of_another_shape_after_the_sample_keep_their_values(tmp_path, small_sample, late):
     """Plain 'YYYY-MM-DD HH:MM:SS' in the sample takes the fast parser; any other shape later
@@ -122,3 +129,10 @@ def test_an_empty_field_converts_to_null_whatever_the_type(tmp_path, type_name, 
                                output={"format": "parquet"})
     _, saved = deliver(challenge)
     assert pl.read_parquet(saved[0].path)["c"].to_list() == [expected, None, None]
+
+
+def test_rows_shuffle_in_memory_only_when_their_delivered_types_fit_beside_the_source():
+    """Typed rows (8 bytes a value) take less than their text; text kept as text (16-byte views) takes
+    more, and shuffles in two passes, whose memory stays bounded."""
+    assert shuffle.fits_in_memory(1000, ["int", "float", "datetime"], 30_000)
+    assert not shuffle.fits_in_memory(1000, ["string", "string", "string"], 30_000)
