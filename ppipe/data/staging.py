@@ -42,7 +42,7 @@ from ppipe.errors import SourceError, SourceMismatch
 from ppipe.challenge.spec import Challenge, Source
 from ppipe.data.header import check_names
 from ppipe.data.shuffle import fits_in_memory, sink_shuffled
-from ppipe.data.staged import META, ROW_ID, StagedSource
+from ppipe.data.staged import META, StagedSource
 from ppipe.data.staged_parquet import DATA, DATA_IPC, ROW_GROUP, StagedParquet, scan_copy, sink_copy
 from ppipe.data.staged_text import StagedText
 from ppipe.data.text_index import BLOCKS, INDEX, BadText, index_text
