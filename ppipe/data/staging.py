@@ -231,7 +231,7 @@ def _stage_into(challenge: Challenge, folder: Path) -> StagedSource:
     name = DATA if challenge.scenario is not None or challenge.files is not None else DATA_IPC
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     with ThreadPoolExecutor(1) as pool:
-        side = pool.submit(_side_pass, source, folder, local, check_fields, sha is None)
+        side = pool.submit(_side_pass, source, local, check_fields, sha is None)
         try:
             try:
                 rows, plan = _write_staged(challenge, lf, tmp, os.path.getsize(local))
@@ -369,25 +369,19 @@ def _polars_rows(source: Source, lf: pl.LazyFrame) -> tuple[pl.Schema, int]:
     return schema, int(counts.item(0, 0))
 
 
-def _side_pass(source: Source, folder: Path, local: Path, check_fields: bool, hash_it: bool) -> str | None:
+def _side_pass(source: Source, local: Path, check_fields: bool, hash_it: bool) -> str | None:
     """What runs beside the polars pass that stages the copy (hashlib, zlib and numpy release the
-    GIL): ``check_fields``, the byte pass the fast path makes, its index discarded, so a ragged
+    GIL): ``check_fields``, the byte pass the fast path makes, without its index and CRCs, so a ragged
     CSV is refused whatever the output (polars would null-fill a short row); ``hash_it``, the
     sha256 of the local source (returned; else None)."""
     digest = None
-    if check_fields:
-        token = uuid.uuid4().hex
-        index, blocks = folder / f".check-{token}.tmp", folder / f".check-blocks-{token}.tmp"
-        try:
-            with sources.source_errors(source, "cannot stage"):
-                try:
-                    scanned = index_text(local, index, blocks, "csv", hash_it=hash_it)
-                except BadText as exc:
-                    raise SourceError(sources.display_url(source), f"cannot stage: {exc}") from None
-            digest = scanned[1] if scanned is not None else None
-        finally:
-            index.unlink(missing_ok=True)
-            blocks.unlink(missing_ok=True)
+    if check_fields:  # checked and hashed only: no index, no CRCs
+        with sources.source_errors(source, "cannot stage"):
+            try:
+                scanned = index_text(local, None, None, "csv", hash_it=hash_it)
+            except BadText as exc:
+                raise SourceError(sources.display_url(source), f"cannot stage: {exc}") from None
+        digest = scanned[1] if scanned is not None else None
     if hash_it and digest is None:  # not hashed by a byte pass (none, or one that stopped early)
         digest = durable.file_sha256(local)[1]
     return digest

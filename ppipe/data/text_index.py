@@ -9,6 +9,7 @@ Hand-written: no library gives the byte offsets of CSV records.
 from __future__ import annotations
 
 import codecs
+import contextlib
 import hashlib
 import os
 import zlib
@@ -127,9 +128,11 @@ class _CsvCheck:
                            f"row {row} has {n} field{'s' * (n != 1)}, the header has {self.header + 1}")
 
 
-def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it: bool = True, strict: bool = False):
+def index_text(path: Path, index_out: Path | None, blocks_out: Path | None, fmt: str, hash_it: bool = True,
+               strict: bool = False):
     """Write the row offsets of text file ``path`` to ``index_out`` and the CRC-32 of each of its
-    BLOCK-byte blocks to ``blocks_out``; returns (rows, sha256 hex or None).
+    BLOCK-byte blocks to ``blocks_out``; returns (rows, sha256 hex or None). Both None: the text
+    is only checked (and hashed), with no CRC computed and nothing written.
 
     ``fmt`` "csv": the first line is the header; a line break or comma inside double quotes
     (quote-count parity, carried across chunks) does not end a row or a field; CRLF rows keep
@@ -153,7 +156,8 @@ def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it:
     check = _CsvCheck() if csv else None
     digest = hashlib.sha256() if hash_it else None
     parity, base, rows, prev_byte = 0, 0, 0, _EOF
-    with open(path, "rb", buffering=0) as f, open(index_out, "wb") as index, open(blocks_out, "wb") as blocks, \
+    crc = blocks_out is not None
+    with open(path, "rb", buffering=0) as f, _output(index_out) as index, _output(blocks_out) as blocks, \
             ThreadPoolExecutor(1) as hasher:
         size = os.fstat(f.fileno()).st_size
         buffers = [bytearray(SCAN_CHUNK), bytearray(SCAN_CHUNK)]  # reused: no fresh pages per chunk
@@ -172,7 +176,7 @@ def index_text(path: Path, index_out: Path, blocks_out: Path, fmt: str, hash_it:
         while current:
             k += 1
             # hashlib, zlib and reads release the GIL: the hasher works while this thread scans
-            checksums = hasher.submit(_checksum, current, digest)
+            checksums = hasher.submit(_checksum, current, digest, crc)
             upcoming = hasher.submit(read, k)  # into the other buffer, whose checksums are done
             data = np.frombuffer(current, np.uint8)
             if tsv and any(current.find(b) != -1 for b in _TSV_NEEDS_QUOTES):
@@ -237,10 +241,23 @@ def _first_byte(chunk: bytearray) -> int:
     return chunk[0] if chunk else _EOF
 
 
-def _checksum(chunk: bytearray, digest) -> bytes:
-    """Feed ``chunk`` to ``digest`` (if any); the CRC-32 of each of its BLOCK-byte blocks, as bytes."""
+def _output(path: Path | None):
+    """``path`` opened for writing, or a sink that keeps nothing (a check-only pass)."""
+    return open(path, "wb") if path is not None else contextlib.nullcontext(_Discard())
+
+
+class _Discard:
+    def write(self, data) -> int:
+        return len(data)
+
+
+def _checksum(chunk: bytearray, digest, crc: bool = True) -> bytes:
+    """Feed ``chunk`` to ``digest`` (if any); the CRC-32 of each of its BLOCK-byte blocks, as bytes
+    (none unless ``crc``)."""
     if digest is not None:
         digest.update(chunk)
+    if not crc:
+        return b""
     view = memoryview(chunk)
     return np.array([zlib.crc32(view[i:i + BLOCK]) for i in range(0, len(chunk), BLOCK)], "<u4").tobytes()
 
