@@ -90,15 +90,17 @@ class State:
     order: np.ndarray | None = None
     steps: list[Step] = field(default_factory=list)
     reorders: list[np.ndarray] = field(default_factory=list)
+    increasing: bool = False  # ``rows`` strictly increasing (an unshuffled copy not reordered yet): no sort needed
 
     @classmethod
     def of(cls, source: pl.LazyFrame, reordered: bool, rows: np.ndarray | None = None) -> State:
         """The state of a release before its events; ``reordered``: read it into memory now;
         ``rows``: its source rows when known without reading them (:func:`perturb`)."""
+        increasing = rows is not None  # start..stop
         if reordered:
             data = source.collect().rechunk()
-            return cls(source, data[ROW].to_numpy(), data)
-        return cls(source, rows if rows is not None else source.select(ROW).collect()[ROW].to_numpy())
+            return cls(source, data[ROW].to_numpy(), data, increasing=increasing)
+        return cls(source, rows if increasing else source.select(ROW).collect()[ROW].to_numpy(), increasing=increasing)
 
     @property
     def height(self) -> int:
@@ -108,6 +110,7 @@ class State:
         self.order = order if self.order is None else self.order[order]
         self.rows = self.rows[order]
         self.reorders.append(order)
+        self.increasing = False
 
     def change(self, change: Callable[..., pl.LazyFrame], *positional: pl.Series | np.ndarray) -> None:
         self.steps.append(Step(change, positional, len(self.reorders)))
@@ -153,7 +156,7 @@ def perturb(frame: pl.LazyFrame | pl.DataFrame, scenario: Scenario, release: int
     The result stays lazy: the value changes run when the release is written, streaming to
     the file, so a perturbed cut reads and writes the data once, like a plain one. ``rows``:
     the frame's :data:`ROW` when the caller knows it (an unshuffled copy: start..stop), which
-    saves reading it.
+    saves reading it, and, increasing, saves sorting the rows an event records.
     """
     events = events_for(scenario, release, names)
     reordered = any(e.kind in REORDERINGS for _, e in events)
@@ -200,7 +203,7 @@ def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
         mask = _picked(rng, state.height, spec.rate)
         rows[column], nulled = state.rows[mask], nulled | mask
         state.change(partial(_nulled, column), mask)
-    every = _unique(state.rows[nulled])  # sorted, a copy's row once
+    every = state.rows[nulled] if state.increasing else _unique(state.rows[nulled])  # sorted, a copy's row once
     return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
 
 
@@ -264,7 +267,7 @@ def out_of_order(state: State, spec: OutOfOrder, rng: np.random.Generator) -> Ap
     picked = np.flatnonzero(_picked(rng, state.height, spec.rate))
     if len(picked) < 2:  # one row alone cannot leave its place
         return Applied(0, "out_of_order", [spec.column], state.rows[:0], {"rate": spec.rate})
-    moved = np.sort(state.rows[picked])
+    moved = state.rows[picked] if state.increasing else np.sort(state.rows[picked])
     cycle = rng.permutation(picked)
     order = np.arange(state.height)
     order[cycle] = np.roll(cycle, 1)  # each picked row takes the place of the next one in the cycle
@@ -293,7 +296,9 @@ def as_float(series: pl.Series) -> pl.Series:
     Text is parsed as it is first; only when some value does not parse is it parsed again with
     its spaces stripped (stripping 500,000 values cost as much as parsing them)."""
     floats = series.cast(pl.Float64, strict=False)
-    if series.dtype != pl.String or not (floats.is_null() & series.is_not_null() & (series != "")).any():
+    # no null added by the parse: every value parsed (counting nulls costs nothing, comparing text does)
+    if series.dtype != pl.String or floats.null_count() == series.null_count() or \
+            not (floats.is_null() & series.is_not_null() & (series != "")).any():
         return floats
     return series.str.strip_chars().cast(pl.Float64, strict=False)
 
@@ -302,14 +307,34 @@ def cast(column: pl.Expr, dtype: pl.DataType, type_name: str) -> pl.Expr:
     """``column`` (of type ``dtype``) converted to ``type_name``; text is parsed ("" is null), a
     misfit becomes null (:mod:`ppipe.scenario.check` refuses at create a type change that some
     value does not fit)."""
-    if dtype == pl.String and type_name != "string":
-        text = pl.when(column == "").then(None).otherwise(column).str.strip_chars()
-        if type_name == "int":
-            return text.str.to_integer(strict=False)
-        if type_name == "bool":
-            lower = text.str.to_lowercase()
-            return pl.when(lower == "true").then(True).when(lower == "false").then(False).otherwise(None)
-        return text.cast(pl.Float64, strict=False)
+    if dtype == pl.String and type_name in ("int", "float"):
+        # per batch, so the write still streams: parsed as it is first; stripped and parsed again
+        # only in a batch where some value did not parse (stripping cost as much as parsing)
+        return column.map_batches(partial(_parsed, type_name), return_dtype=DTYPES[type_name], is_elementwise=True)
+    if dtype == pl.String and type_name == "bool":
+        lower = _text(column).str.to_lowercase()
+        return pl.when(lower == "true").then(True).when(lower == "false").then(False).otherwise(None)
     if type_name == "int" and dtype.is_float():  # 2.0 -> 2; 2.5 does not fit
         return pl.when(column == column.floor()).then(column.cast(pl.Int64, strict=False))
     return column.cast(DTYPES[type_name], strict=False)
+
+
+def _text(column: pl.Expr) -> pl.Expr:
+    """Text as it is parsed: "" is null, surrounding spaces ignored."""
+    return pl.when(column == "").then(None).otherwise(column).str.strip_chars()
+
+
+def _number(text: pl.Expr, type_name: str) -> pl.Expr:
+    return text.str.to_integer(strict=False) if type_name == "int" else text.cast(pl.Float64, strict=False)
+
+
+def _parsed(type_name: str, values: pl.Series) -> pl.Series:
+    """``values`` (text) as ``type_name`` ("int" or "float"). A value that parses as it is has no
+    surrounding space to strip (the parsers refuse one), so when every value does, nothing is
+    stripped: the same numbers as parsing :func:`_text`."""
+    frame = values.to_frame()
+    column = pl.col(values.name)
+    direct = frame.select(_number(column, type_name)).to_series()
+    if direct.null_count() == values.null_count():
+        return direct
+    return frame.select(_number(_text(column), type_name)).to_series()
