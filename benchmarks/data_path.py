@@ -234,7 +234,8 @@ def paths_table(args) -> None:
     print(f"{args.rows:,} rows; {N_RELEASES} releases; each approach in its own child process"
           f"{f', median of {args.repeat} alternated runs' if args.repeat > 1 else ''}; "
           f"load average {os.getloadavg()[0]:.1f} at the start")
-    print(f"{'path':34s} {'floor s':>8s} {'ppipe s':>8s} {'ratio':>6s} {'floor MB':>9s} {'ppipe MB':>9s} {'cpu ratio':>9s}  kind")
+    print(f"{'path':34s} {'floor s':>8s} {'ppipe s':>8s} {'ratio':>6s} {'floor MB':>9s} {'ppipe MB':>9s} {'cpu ratio':>9s}"
+          f" {'floor cpu':>9s} {'ppipe cpu':>9s}  kind")
     ratios, cpu_ratios = [], []
     for spec in specs:
         path = source_in(args.rows, spec[0])
@@ -246,7 +247,8 @@ def paths_table(args) -> None:
         ratios.append(ratio)
         cpu_ratios.append(ppipe["cpu_s"] / floor["cpu_s"])
         print(f"{path_label(spec):34s} {floor['wall_s']:8.2f} {ppipe['wall_s']:8.2f} {ratio:5.2f}x "
-              f"{floor['peak_mb']:9.0f} {ppipe['peak_mb']:9.0f} {cpu_ratios[-1]:8.2f}x  {ppipe['kind']} "
+              f"{floor['peak_mb']:9.0f} {ppipe['peak_mb']:9.0f} {cpu_ratios[-1]:8.2f}x "
+              f"{floor['cpu_s']:9.2f} {ppipe['cpu_s']:9.2f}  {ppipe['kind']} "
               f"(stage {ppipe['stage_s']:.2f}, releases {ppipe['releases_s']:.2f})", flush=True)
     print(f"worst ratio {max(ratios):.2f}x, median {statistics.median(ratios):.2f}x (target <= 1.3); "
           f"CPU time: worst {max(cpu_ratios):.2f}x, median {statistics.median(cpu_ratios):.2f}x; "
