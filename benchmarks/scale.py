@@ -346,7 +346,7 @@ def drive(args, base: Path, result: Result, machines: list[Machine], victim: Mac
     measure(ledger, names, result, killed_rows, victim, waited_until)
     result.timeline = recovery_timeline(ledger, names, killed_rows, victim)
     try:
-        check(ledger, names, deployment_ids, result, machines, victim)
+        check(ledger, names, deployment_ids, result, machines, victim, settle=args.settle)
     except Exception as exc:  # a check that cannot run is a failure, and the figures still print
         result.failures.append(f"the checks stopped: {type(exc).__name__}: {str(exc)[:300]}")
     ledger.engine.dispose()
@@ -447,7 +447,7 @@ def _utc(moment: datetime) -> datetime:
     return moment if moment.tzinfo else moment.replace(tzinfo=timezone.utc)
 
 
-def check(ledger, names, deployment_ids, result: Result, machines: list[Machine], victim) -> None:
+def check(ledger, names, deployment_ids, result: Result, machines: list[Machine], victim, *, settle: float) -> None:
     from ppipe import api
 
     failures = result.failures
@@ -461,7 +461,8 @@ def check(ledger, names, deployment_ids, result: Result, machines: list[Machine]
             failures.append(f"{name}: verify: {report.problems[:2]}")
     owners = {run_id: machine.name + (" (killed)" if machine is victim else "")
               for machine in machines for run_id in machine.flow_runs()}
-    failures += check_task_runs(deployment_ids, [row for n in names for row in ledger.releases(n)], owners)
+    failures += check_task_runs(deployment_ids, [row for n in names for row in ledger.releases(n)], owners,
+                                settle=settle)
     for machine in machines:
         ran = machine.flow_runs()
         if machine is not victim and not ran:
@@ -469,12 +470,11 @@ def check(ledger, names, deployment_ids, result: Result, machines: list[Machine]
         failures += [f"{machine.name}: {line}" for line in _problems(machine.worker.log)]
 
 
-def check_task_runs(deployment_ids, rows, owners: dict[str, str]) -> list[str]:
+def check_task_runs(deployment_ids, rows, owners: dict[str, str], settle: float) -> list[str]:
     """Every flow run final; one completed upload task run per (release, destination) outside crashed runs.
     A row without one is named with the upload task run its ledger row records and that run's state."""
     from prefect.client.orchestration import get_client
-    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId, FlowRunFilter, FlowRunFilterId
-    from prefect.client.schemas.filters import TaskRunFilter, TaskRunFilterName
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
 
     failures = []
     with get_client(sync_client=True) as client:
@@ -493,26 +493,45 @@ def check_task_runs(deployment_ids, rows, owners: dict[str, str]) -> list[str]:
                             f"automations): {unfinished[:8]}")
         crashed = {str(r.id) for r in runs if r.state and r.state.type.value == "CRASHED"}
         kept = [r.id for r in runs if str(r.id) not in crashed]
-        uploads = _all_pages(lambda offset: client.read_task_runs(
-            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=kept)),
-            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="upload release_")), limit=PAGE, offset=offset))
     alive = [f"{run_id} ({owners.get(run_id, 'no worker')})" for run_id in crashed
              if not owners.get(run_id, "").endswith("(killed)")]
     if alive:
         failures.append(f"flow runs marked Crashed that the killed machine did not take: {alive[:5]}")
     # a release the killed machine delivered just before it died: its ledger row names a task run of
     # a crashed flow run, whose last events may have died with the machine
-    expected = [row for row in rows if row.flow_run_id not in crashed]
-    print(f"  {len(rows) - len(expected)} (release, destination) delivered by flow runs later marked Crashed")
-    completed = Counter(t.name for t in uploads if t.state and t.state.is_completed())
+    delivered = [row for row in rows if row.status == "delivered"]  # the undelivered are failures already
+    expected = [row for row in delivered if row.flow_run_id not in crashed]
+    print(f"  {len(delivered) - len(expected)} (release, destination) delivered by flow runs later marked Crashed")
+    uploads = _completed_uploads(kept)
+    waited = time.monotonic()
+    # Prefect records task-run states from their events, which its causal ordering may hold up to
+    # PRECEDING_EVENT_LOOKBACK (15 min; docs/scale-out.md): give them that long to settle
+    while len({t.name for t in uploads}) < len(expected) and time.monotonic() - waited < settle:
+        time.sleep(15)
+        uploads = _completed_uploads(kept)
+    print(f"  completed upload task runs: {len({t.name for t in uploads})} of {len(expected)} "
+          f"{time.monotonic() - waited:.0f} s after the run")
+    completed = Counter(t.name for t in uploads)
     doubled = [name for name, count in completed.items() if count > 1]
     if doubled:
         failures.append(f"more than one completed upload task run: {doubled[:3]}")
     if len(completed) != len(expected):
         failures.append(f"{len(completed)} (release, destination) with a completed upload task run outside "
                         f"crashed flow runs, expected {len(expected)}")
-        failures += _uploads_unaccounted(expected, {t.id for t in uploads if t.state and t.state.is_completed()})
+        failures += _uploads_unaccounted(expected, {t.id for t in uploads})
     return failures
+
+
+def _completed_uploads(flow_run_ids) -> list:
+    """The completed upload task runs of these flow runs, as Prefect records them now."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, TaskRunFilter, TaskRunFilterName
+
+    with get_client(sync_client=True) as client:
+        uploads = _all_pages(lambda offset: client.read_task_runs(
+            flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=flow_run_ids)),
+            task_run_filter=TaskRunFilter(name=TaskRunFilterName(like_="upload release_")), limit=PAGE, offset=offset))
+    return [t for t in uploads if t.state and t.state.is_completed()]
 
 
 def _uploads_unaccounted(rows, completed_ids: set) -> list[str]:
@@ -614,6 +633,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lease", type=int, default=30, help="PPIPE_CLAIM_LEASE of the workers")
     parser.add_argument("--heartbeat", type=int, default=30, help="PPIPE_HEARTBEAT (Prefect's minimum is 30)")
     parser.add_argument("--grace", type=float, default=240, help="seconds after the last release to finish")
+    parser.add_argument("--settle", type=float, default=960,
+                        help="seconds to wait for Prefect to record the upload task runs' final states "
+                             "(its causal ordering holds some events up to 15 minutes)")
     parser.add_argument("--port", type=int, default=4480)
     parser.add_argument("--only", choices=["distributed", "single"])
     args = parser.parse_args(argv)
