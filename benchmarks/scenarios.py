@@ -1,14 +1,17 @@
 """Benchmarks of scenarios: what perturbations cost at the cut, and shipping referenced files.
 
     .venv/bin/python benchmarks/scenarios.py perturb [--rows 2000000]   # cut with vs without events
+    .venv/bin/python benchmarks/scenarios.py perturb --parts            # what each event adds to one release
     .venv/bin/python benchmarks/scenarios.py files [--files 10000]      # local folder vs cp -r
     .venv/bin/python benchmarks/scenarios.py files --s3                 # and moto S3 vs aws s3 cp --recursive
 
 ``perturb``: one release (a quarter of the source) cut by :func:`ppipe.release_files.write_release`
 from the same staged copy, with the challenge's scenario (missing, drift, duplicates,
 out-of-order, types, schema on that release) and without it (the same challenge minus the
-scenario, cut from the same Parquet copy), alternated, median of ``--repeat``; also the
-challenge without a scenario on its own path (byte ranges of the source for CSV to CSV).
+scenario, cut from the same Parquet copy), each case cut right next to its cut without events
+(which goes first alternates by round), ``--repeat`` rounds: the ratio printed is the median of
+the rounds' paired ratios, so a load that changes between seconds moves both sides of a ratio;
+also the challenge without a scenario on its own path (byte ranges of the source for CSV to CSV).
 Late labels are timed apart (they write a second file, the labels of the release before).
 Wall and CPU seconds (all threads) are printed: on a loaded machine the CPU time moves less.
 
@@ -83,30 +86,57 @@ def time_cuts(made, staged, indexes: list[int]) -> tuple[float, float]:
     return time.perf_counter() - began, time.process_time() - cpu
 
 
+BASELINES = ("without events", "7 releases without events")
+
+
+def baseline_of(case: str) -> str:
+    return BASELINES[1] if case.startswith("7 releases") else BASELINES[0]
+
+
 def bench_perturb(rows: int, repeat: int) -> None:
     from ppipe.data.staging import stage
 
     source = source_path(rows)
     os.environ["PPIPE_HOME"] = tempfile.mkdtemp(prefix="ppipe-bench-")
-    print(f"source: {source.name}, {rows:,} rows; median of {repeat}, cases alternated; ratios to the cut "
-          "without events from the same Parquet copy")
-    print(f"{'output':8} {'case':44} {'seconds':>8} {'ratio':>6} {'cpu s':>7} {'ratio':>6}")
+    print(f"source: {source.name}, {rows:,} rows; {repeat} rounds, in each every case cut right next to the "
+          "cut without events from the same Parquet copy (which goes first alternates by round); ratio: the median "
+          "of the rounds' paired ratios [lowest-highest]; seconds: medians")
+    print(f"{'output':8} {'case':44} {'seconds':>8} {'ratio':>6} {'':13} {'cpu s':>7} {'ratio':>6}")
     for output in ("csv", "parquet"):
         cases = perturb_cases()
         made = {name: challenge(source, f"c{i}-{output}", output, events, releases)
                 for i, (name, (events, releases, _, _)) in enumerate(cases.items())}
         staged = {name: stage(m) for name, m in made.items() if cases[name][3] is None}
         staged.update({name: staged[copy] for name, (_, _, _, copy) in cases.items() if copy is not None})
-        times = {name: [] for name in cases}
-        for _ in range(repeat):
-            for name, (_, _, indexes, _) in cases.items():
-                times[name].append(time_cuts(made[name], staged[name], indexes))
+        pairs = {name: [] for name in cases if name not in BASELINES}
+        alone = {name: [] for name in BASELINES}
+
+        def cut(name: str) -> tuple[float, float]:
+            return time_cuts(made[name], staged[name], cases[name][2])
+
+        for round_ in range(repeat):
+            for name in pairs:
+                # the load on a shared machine moves between seconds: a case and its baseline are
+                # timed next to each other, so each pair's ratio sees one load
+                if round_ % 2 == 0:
+                    base = cut(baseline_of(name))
+                    pairs[name].append((cut(name), base))
+                else:
+                    pairs[name].append((cut(name), cut(baseline_of(name))))
+                alone[baseline_of(name)].append(pairs[name][-1][1])
         for name in cases:
-            base = "7 releases without events" if name.startswith("7 releases") else "without events"
-            wall, cpu = (statistics.median(t[i] for t in times[name]) for i in (0, 1))
-            wall_base, cpu_base = (statistics.median(t[i] for t in times[base]) for i in (0, 1))
-            print(f"{output:8} {name:44} {wall:8.3f} {wall / wall_base:6.2f} {cpu:7.3f} {cpu / cpu_base:6.2f}")
+            print_case(output, name, pairs.get(name) or [(t, t) for t in alone[name]])
     shutil.rmtree(os.environ["PPIPE_HOME"], ignore_errors=True)
+
+
+def print_case(output: str, name: str, pairs: list[tuple[tuple[float, float], tuple[float, float]]]) -> None:
+    """One line: median wall and CPU seconds of the case, and the medians of its paired ratios."""
+    columns = []
+    for i in (0, 1):  # wall, CPU
+        ratios = [case[i] / base[i] for case, base in pairs]
+        columns.append(f"{statistics.median(case[i] for case, _ in pairs):{8 - i}.3f} {statistics.median(ratios):6.2f} "
+                       f"{f'[{min(ratios):.2f}-{max(ratios):.2f}]':13}")
+    print(f"{output:8} {name:44} {columns[0]} {columns[1]}".rstrip())
 
 
 def perturb_cases() -> dict[str, tuple[list, int, list[int], str | None]]:
@@ -126,6 +156,45 @@ def perturb_cases() -> dict[str, tuple[list, int, list[int], str | None]]:
     cases[seven] = (ISSUE, 7, list(range(7)), None)
     cases["7 releases without events, their own path"] = ([], 7, list(range(7)), None)
     return cases
+
+
+PARTS = {  # one event at a time on release 2 of the 7-release challenge, against the same release without it
+    "missing (x, y; 5%)": [{"at": 2, "missing": {"columns": ["x", "y"], "rate": 0.05}}],
+    "drift (x)": [{"at": 2, "drift": {"columns": ["x"], "shift": 2.5, "scale": 1.1}}],
+    "duplicates (1%)": [{"at": 2, "duplicates": {"rate": 0.01}}],
+    "out_of_order (10%)": [{"at": 2, "out_of_order": {"column": "ts", "rate": 0.1}}],
+    "types (count: float)": [{"at": 2, "types": {"count": "float"}}],
+    "schema (rename, drop, add)": [{"at": 2, "schema": {"rename": {"name": "user"}, "drop": ["y"], "add": {"firmware": "v2"}}}],
+    "late labels (label out, labels_1 file)": [{"from": 1, "until": 2, "late_labels": {"label": "label", "lag": 1}}],
+}
+
+
+def bench_parts(rows: int, repeat: int) -> None:
+    """What each event adds to one release: release 2 of the 7-release challenge cut with one event
+    and without it, next to each other, ``repeat`` rounds; CPU milliseconds added (median of the
+    paired differences) and the ratio."""
+    from ppipe.data.staging import stage
+
+    source = source_path(rows)
+    os.environ["PPIPE_HOME"] = tempfile.mkdtemp(prefix="ppipe-bench-")
+    print(f"source: {source.name}, {rows:,} rows; release 2 of 7 ({rows // 7:,} rows), one event against none, "
+          f"{repeat} rounds, next to each other; CPU ms: the median of the paired differences")
+    for output in ("csv", "parquet"):
+        plain = challenge(source, f"parts-{output}", output, None, 7)
+        staged = stage(challenge(source, f"parts-staged-{output}", output, ISSUE, 7))
+        for i, (name, events) in enumerate(PARTS.items()):
+            made = challenge(source, f"parts-{output}-{i}", output, events, 7)
+            time_cuts(made, staged, [2])  # not timed: the first cut of a challenge makes its folders
+            pairs = []
+            for round_ in range(repeat):
+                sides = (plain, made) if round_ % 2 == 0 else (made, plain)
+                cpu = {id(m): time_cuts(m, staged, [2])[1] for m in sides}
+                pairs.append((cpu[id(made)], cpu[id(plain)]))
+            added = statistics.median(1000 * (a - b) for a, b in pairs)
+            ratio = statistics.median(a / b for a, b in pairs)
+            base = statistics.median(1000 * b for _, b in pairs)
+            print(f"{output:8} {name:40} {added:+7.1f} ms CPU on {base:6.1f}  ratio {ratio:5.2f}")
+    shutil.rmtree(os.environ["PPIPE_HOME"], ignore_errors=True)
 
 
 # --- files -----------------------------------------------------------------------------------
@@ -235,6 +304,7 @@ def main() -> None:
     perturb = sub.add_parser("perturb")
     perturb.add_argument("--rows", type=int, default=2_000_000)
     perturb.add_argument("--repeat", type=int, default=5)
+    perturb.add_argument("--parts", action="store_true", help="what each event adds to one release, paired")
     files = sub.add_parser("files")
     files.add_argument("--files", type=int, default=10_000)
     files.add_argument("--repeat", type=int, default=3)
@@ -242,7 +312,7 @@ def main() -> None:
     files.add_argument("--no-local", action="store_true", help="skip the local folder against cp -r")
     args = parser.parse_args()
     if args.what == "perturb":
-        bench_perturb(args.rows, args.repeat)
+        (bench_parts if args.parts else bench_perturb)(args.rows, args.repeat)
     else:
         bench_files(args.files, args.repeat, args.s3, local=not args.no_local)
 
