@@ -25,6 +25,7 @@ STAGED_ROW_ID = "__ppipe_row_id"  # original row number, stored only in a shuffl
 SHUFFLE_BUCKET_ROWS = 262_144  # rows held in memory at once while shuffling
 SHUFFLE_MAX_BUCKETS = 1024  # open files while shuffling; beyond it buckets grow instead
 DEST = "__ppipe_dest"  # a row's position in the shuffled copy, only while shuffling
+BUCKET = "__ppipe_bucket"  # the range of destinations a row is written to in pass 1 (a folder name)
 #: a shuffle in memory may take this share of the memory available at staging (its estimate; the
 #: peak measured is about 2.5x the estimate: the read's buffers, the column being gathered)...
 MEMORY_SHARE = 0.1
@@ -110,12 +111,12 @@ def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group
         ).alias(DEST),
     )
     try:
-        bucket = (pl.col(DEST) // span).alias("b")
+        bucket = (pl.col(DEST) // span).alias(BUCKET)  # never a name a source column could have
         split = keyed.sink_ipc(pl.PartitionBy(parts, key=bucket, include_key=False), compression="uncompressed",
                                mkdir=True, lazy=True)
         results = pl.collect_all([split, *also], engine="streaming")[1:]
         del dest
-        ranges = [pl.scan_ipc(parts / f"b={b}" / "*", glob=True).sort(DEST).drop(DEST)
+        ranges = [pl.scan_ipc(parts / f"{BUCKET}={b}" / "*", glob=True).sort(DEST).drop(DEST)
                   for b in range(-(-n_rows // span))]
         sink(pl.concat(ranges), out)
     finally:

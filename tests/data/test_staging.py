@@ -103,6 +103,29 @@ def test_shuffle_is_a_seeded_permutation_across_buckets(tmp_path, monkeypatch):
     assert first != source_rows and sorted(first) == sorted(source_rows)
 
 
+@pytest.mark.parametrize("in_memory", [False, True])
+def test_a_shuffle_keeps_every_source_column_whatever_its_name(tmp_path, monkeypatch, in_memory):
+    """Pass 1 of the two-pass shuffle named its bucket key 'b' and dropped it from the parts,
+    and with it a source column of that name."""
+    monkeypatch.setattr(staging, "fits_in_memory", lambda *args: in_memory)
+    path = tmp_path / "d.csv"
+    pl.DataFrame({"a": [str(i) for i in range(300)], "b": [f"b{i}" for i in range(300)]}).write_csv(path)
+    challenge = make_challenge(str(path), releases=3, output={"shuffle": True, "seed": 3})
+    rows = delivered_rows(challenge, 300)
+    assert sorted(rows) == sorted(csv_rows(path)[1:])
+    assert all(b == f"b{a}" for a, b in rows)
+
+
+def test_a_column_with_the_reserved_prefix_is_refused(tmp_path):
+    """ppipe's working columns while staging start with '__ppipe_': a source column of such a
+    name would be overwritten or dropped, so it is refused with the rule."""
+    path = tmp_path / "d.csv"
+    path.write_text("a,__ppipe_dest\n1,x\n2,y\n")
+    challenge = make_challenge(str(path), releases=2, output={"shuffle": True})
+    with pytest.raises(SourceError, match="'__ppipe_dest': names starting with '__ppipe_' are ppipe's own"):
+        staging.stage(challenge)
+
+
 def test_shuffled_row_id_points_at_the_source_row(tmp_path):
     path = write_numbered_csv(tmp_path / "d.csv", 500)
     challenge = make_challenge(str(path), releases=3, output={"shuffle": True, "seed": 1, "row_id": True})
