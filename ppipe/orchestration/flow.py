@@ -156,7 +156,7 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     if now is None:
         _wait_for_slot()
     run_id = str(flow_run.get_id() or "")
-    ensure_limits(destination.kind for destination in spec.destinations)  # a run on a machine no deploy reached
+    ensure_limits(destination.kind for destination in spec.destinations)  # deploy makes them; ppipe run may come first
     run = delivery.Dispatch(ledger, spec, owner=run_id or None, now=now, release=release,
                             steps=task_steps(spec), flow_run_id=run_id or None, listener=_log_step,
                             take_over=True)
