@@ -291,16 +291,11 @@ STEPS: dict[str, Callable[[State, Any, np.random.Generator], Applied]] = {
 
 
 def as_float(series: pl.Series) -> pl.Series:
-    """A column as floats: text ("" is null) parsed, surrounding spaces ignored; numbers widened.
-
-    Text is parsed as it is first; only when some value does not parse is it parsed again with
-    its spaces stripped (stripping 500,000 values cost as much as parsing them)."""
-    floats = series.cast(pl.Float64, strict=False)
-    # no null added by the parse: every value parsed (counting nulls costs nothing, comparing text does)
-    if series.dtype != pl.String or floats.null_count() == series.null_count() or \
-            not (floats.is_null() & series.is_not_null() & (series != "")).any():
-        return floats
-    return series.str.strip_chars().cast(pl.Float64, strict=False)
+    """A column as floats: text parsed as :func:`cast` parses it ("" is null, surrounding spaces
+    ignored); numbers widened."""
+    if series.dtype != pl.String:
+        return series.cast(pl.Float64, strict=False)
+    return _parsed("float", series)
 
 
 def cast(column: pl.Expr, dtype: pl.DataType, type_name: str) -> pl.Expr:
@@ -330,11 +325,14 @@ def _number(text: pl.Expr, type_name: str) -> pl.Expr:
 
 def _parsed(type_name: str, values: pl.Series) -> pl.Series:
     """``values`` (text) as ``type_name`` ("int" or "float"). A value that parses as it is has no
-    surrounding space to strip (the parsers refuse one), so when every value does, nothing is
-    stripped: the same numbers as parsing :func:`_text`."""
+    surrounding space to strip (the parsers refuse one), so when every value does (or only ""
+    did not, which is null either way), nothing is stripped: the same numbers as parsing
+    :func:`_text`, at half the cost (stripping costs as much as parsing)."""
     frame = values.to_frame()
     column = pl.col(values.name)
     direct = frame.select(_number(column, type_name)).to_series()
-    if direct.null_count() == values.null_count():
+    # counting nulls costs nothing; comparing text is paid only when some value did not parse
+    if direct.null_count() == values.null_count() or \
+            not (direct.is_null() & values.is_not_null() & (values != "")).any():
         return direct
     return frame.select(_number(_text(column), type_name)).to_series()
