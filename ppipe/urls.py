@@ -58,13 +58,6 @@ def check_endpoint_url(url: str) -> str:
     return url.rstrip("/")
 
 
-def without_query(url: str) -> str:
-    """``url`` as it may be shown: no user:password@, no query string, no fragment."""
-    parts = urlsplit(url)
-    host = parts.netloc.rsplit("@", 1)[-1]
-    return f"{parts.scheme}://{host}{parts.path}" if parts.scheme else url.split("?", 1)[0]
-
-
 def shown(url: str) -> str:
     """``url`` as messages show it: no user:password@, no query string."""
     return re.sub(r"(://)[^/@]*@", r"\1", url).split("?", 1)[0]

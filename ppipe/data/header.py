@@ -1,6 +1,7 @@
 """What no output could hold faithfully, judged from a source's column names alone (no data read):
 a repeated header name, a name with ppipe's reserved prefix (its working columns), a row_id
-column the source already has, declared types of columns it does not have. Staging checks it on polars' schema; ``ppipe plan`` on the header it read itself.
+column the source already has, declared types of columns it does not have. Staging checks it
+on polars' schema; ``ppipe plan`` on the header it read itself.
 """
 
 from __future__ import annotations

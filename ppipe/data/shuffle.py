@@ -93,8 +93,9 @@ def sink_shuffled(lf: pl.LazyFrame, out: Path, seed: int, n_rows: int, row_group
     queries, computed in the same read of ``lf``.
 
     ``in_memory``: the rows are read into memory and gathered into that order, one column at
-    a time (memory: the rows plus about one column; see :func:`fits_in_memory`). Else pass 1 streams the rows into files by range of destination (SHUFFLE_BUCKET_ROWS rows
-    each, at most SHUFFLE_MAX_BUCKETS); pass 2 sorts each range and appends it. Memory is
+    a time (memory: the rows plus about one column; see :func:`fits_in_memory`). Else pass 1
+    streams the rows into files by range of destination (SHUFFLE_BUCKET_ROWS rows each, at
+    most SHUFFLE_MAX_BUCKETS); pass 2 sorts each range and appends it. Memory is
     about one range plus 8 bytes per row; disk is one uncompressed copy, briefly.
     """
     import polars as pl
