@@ -265,6 +265,7 @@ class Result:
     wall: float = 0.0
     timeline: list[str] = field(default_factory=list)  # how each killed row was recovered
     cpu: str = ""  # where the machine's CPU went
+    notes: list[str] = field(default_factory=list)  # what the checks found that is not a failure
 
 
 def run_distributed(args, base: Path) -> Result:
@@ -462,7 +463,7 @@ def check(ledger, names, deployment_ids, result: Result, machines: list[Machine]
     owners = {run_id: machine.name + (" (killed)" if machine is victim else "")
               for machine in machines for run_id in machine.flow_runs()}
     failures += check_task_runs(deployment_ids, [row for n in names for row in ledger.releases(n)], owners,
-                                settle=settle)
+                                settle=settle, notes=result.notes)
     for machine in machines:
         ran = machine.flow_runs()
         if machine is not victim and not ran:
@@ -470,7 +471,7 @@ def check(ledger, names, deployment_ids, result: Result, machines: list[Machine]
         failures += [f"{machine.name}: {line}" for line in _problems(machine.worker.log)]
 
 
-def check_task_runs(deployment_ids, rows, owners: dict[str, str], settle: float) -> list[str]:
+def check_task_runs(deployment_ids, rows, owners: dict[str, str], settle: float, notes: list[str]) -> list[str]:
     """Every flow run final; one completed upload task run per (release, destination) outside crashed runs.
     A row without one is named with the upload task run its ledger row records and that run's state."""
     from prefect.client.orchestration import get_client
@@ -501,7 +502,7 @@ def check_task_runs(deployment_ids, rows, owners: dict[str, str], settle: float)
     # a crashed flow run, whose last events may have died with the machine
     delivered = [row for row in rows if row.status == "delivered"]  # the undelivered are failures already
     expected = [row for row in delivered if row.flow_run_id not in crashed]
-    print(f"  {len(delivered) - len(expected)} (release, destination) delivered by flow runs later marked Crashed")
+    notes.append(f"{len(delivered) - len(expected)} (release, destination) delivered by flow runs later marked Crashed")
     uploads = _completed_uploads(kept)
     waited = time.monotonic()
     # Prefect records task-run states from their events, which its causal ordering may hold up to
@@ -509,8 +510,8 @@ def check_task_runs(deployment_ids, rows, owners: dict[str, str], settle: float)
     while len({t.name for t in uploads}) < len(expected) and time.monotonic() - waited < settle:
         time.sleep(15)
         uploads = _completed_uploads(kept)
-    print(f"  completed upload task runs: {len({t.name for t in uploads})} of {len(expected)} "
-          f"{time.monotonic() - waited:.0f} s after the run")
+    notes.append(f"completed upload task runs: {len({t.name for t in uploads})} of {len(expected)} "
+                 f"{time.monotonic() - waited:.0f} s after the run")
     completed = Counter(t.name for t in uploads)
     doubled = [name for name, count in completed.items() if count > 1]
     if doubled:
@@ -611,6 +612,7 @@ def describe(result: Result) -> list[str]:
         lines.append(f"  {result.cpu}")
     if result.peak_connections is not None:
         lines.append(f"  peak PostgreSQL connections {result.peak_connections}")
+    lines += [f"  {note}" for note in result.notes]
     lines += [f"  FAILED: {f}" for f in result.failures[:20]]
     return lines
 
