@@ -124,14 +124,25 @@ def ensure_automations() -> list[str]:
 
 
 def ensure_automation(wanted) -> str:
-    """Create ``wanted``, or update the automation of the same name to it; returns the name."""
+    """Create ``wanted``, or update the automation of the same name to it; returns the name.
+
+    An automation that already matches is left alone: the server keys its open windows (buckets)
+    by trigger id and an update gives the trigger a new one, so a needless update on every
+    ``ppipe deploy`` would forget every open window, and a run whose machine had just died would
+    never be marked Crashed. (Changing ``PPIPE_HEARTBEAT`` still does that once: change it while
+    no run is in flight.)"""
     existing = _read_by_name(wanted.name)
     if existing is None:
         wanted.create()
-    else:
+    elif _definition(existing) != _definition(wanted):
         wanted.id = existing.id
         wanted.update()
     return wanted.name
+
+
+def _definition(automation) -> dict:
+    """What an automation does, without the server's id for it."""
+    return automation.model_dump(mode="json", exclude={"id"})
 
 
 def _read_by_name(name: str):

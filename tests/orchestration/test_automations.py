@@ -6,7 +6,10 @@ reaches the triggers late."""
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import threading
 import time
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
 import pytest
@@ -85,12 +88,50 @@ def _send(run_id, event: str, *, ago: float = 0.0) -> None:
     asyncio.run(send())
 
 
+@contextmanager
+def _beating(run_id, every: float = 2.0):
+    """Heartbeats of a live run, from a thread, for as long as the block lasts."""
+    stop = threading.Event()
+
+    def beat():
+        while not stop.is_set():
+            _send(run_id, "prefect.flow-run.heartbeat")
+            stop.wait(every)
+
+    # the thread sees this test's Prefect settings (a context variable), not the defaults
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def _started(client, deployment_id):
+    """A run of the deployment moved to Running, as a worker and the engine would."""
+    from prefect import states
+
+    run = client.create_flow_run_from_deployment(deployment_id)
+    client.set_flow_run_state(run.id, states.Pending())
+    client.set_flow_run_state(run.id, states.Running())
+    return run
+
+
+def _state_after(client, run_id, seconds: float):
+    """The run's state once it is no longer Running, or after ``seconds``."""
+    deadline = time.monotonic() + seconds
+    while (state := client.read_flow_run(run_id).state).is_running() and time.monotonic() < deadline:
+        time.sleep(2)
+    return state
+
+
 @pytest.mark.slow
 def test_a_run_dead_before_its_first_heartbeat_is_crashed_and_a_live_run_with_a_late_running_event_is_not(tmp_path):
     """A machine can die between a run's Running state and its first heartbeat (events leave the
     process in the background). Counting from Running as well closes that gap; a Running event
-    that arrives late (Prefect's causal ordering held it) must not crash a run that is beating."""
-    from prefect import states
+    that arrives late (Prefect's causal ordering held it) must not crash a run that is beating,
+    and a ``ppipe deploy`` in the meantime must not make the server forget a dead run's window."""
     from prefect.client.orchestration import get_client
 
     window = 10
@@ -99,27 +140,24 @@ def test_a_run_dead_before_its_first_heartbeat_is_crashed_and_a_live_run_with_a_
     zombies.trigger.within = timedelta(seconds=window)
     automations.ensure_automation(zombies)
     with get_client(sync_client=True) as client:
-        dead, live = (client.create_flow_run_from_deployment(deployment_id) for _ in range(2))
-        for run in (dead, live):
-            client.set_flow_run_state(run.id, states.Pending())
-            client.set_flow_run_state(run.id, states.Running())
-        started = time.monotonic()
-        late_sent_at = None
-        while time.monotonic() - started < 120:
-            _send(live.id, "prefect.flow-run.heartbeat")
-            if late_sent_at is None and time.monotonic() - started > window:
-                _send(live.id, "prefect.flow-run.Running", ago=6 * window)
-                late_sent_at = time.monotonic()
-            dead_state = client.read_flow_run(dead.id).state
-            if late_sent_at and dead_state.is_crashed() and time.monotonic() - late_sent_at > 3 * window:
-                break
-            time.sleep(2)
-        assert dead_state.is_crashed(), dead_state
-        assert dead_state.message == automations.ZOMBIE_MESSAGE
-        assert client.read_flow_run(live.id).state.is_running()
+        live = _started(client, deployment_id)
+        with _beating(live.id):
+            # The server loads a changed automation in the background: a run that started before
+            # it did is judged by the old (default) window; the next one is judged by the new one.
+            for _ in range(2):
+                dead = _started(client, deployment_id)
+                if (state := _state_after(client, dead.id, 4 * window)).is_crashed():
+                    break
+            assert state.is_crashed(), state
+            assert state.message == automations.ZOMBIE_MESSAGE
+
+            dead = _started(client, deployment_id)
+            automations.ensure_automation(zombies)  # another challenge is deployed meanwhile
+            assert _state_after(client, dead.id, 4 * window).is_crashed()
+
+            _send(live.id, "prefect.flow-run.Running", ago=6 * window)
+            time.sleep(3 * window)
+            assert client.read_flow_run(live.id).state.is_running()
 
         # the live run's machine dies now: its silence is noticed like any other
-        deadline = time.monotonic() + 90
-        while (state := client.read_flow_run(live.id).state).is_running() and time.monotonic() < deadline:
-            time.sleep(2)
-        assert state.is_crashed(), state
+        assert _state_after(client, live.id, 90).is_crashed()
