@@ -51,8 +51,9 @@ def plan(file: SpecFile, json_output: JsonFlag = False) -> None:
 def create(file: SpecFile) -> None:
     """Validate a challenge file, stage its source once (counting rows) and register it in the ledger."""
     record = api.create(api.load(file))
+    count = len(record.challenge().proportions)
     say(f"created {record.name} ({record.id}): {record.n_rows} rows, "
-        f"{len(record.challenge().proportions)} releases", wrap=True)
+        f"{count} release{'' if count == 1 else 's'}", wrap=True)
 
 
 def _challenge_json(record) -> dict:
