@@ -342,7 +342,7 @@ def drive(args, base: Path, result: Result, machines: list[Machine], victim: Mac
     while not _all_delivered(ledger, names) and time.monotonic() < deadline:
         time.sleep(2)
     waited_until = datetime.now(timezone.utc)  # a release not delivered by now never came
-    _wait_final(deployment_ids, timeout=max(30.0, deadline - time.monotonic()))
+    _wait_final(deployment_ids, timeout=max(180.0, deadline - time.monotonic()))
     result.wall = time.monotonic() - started
     measure(ledger, names, result, killed_rows, victim, waited_until)
     result.timeline = recovery_timeline(ledger, names, killed_rows, victim)
@@ -408,13 +408,15 @@ def _all_delivered(ledger, names: list[str]) -> bool:
     return all(row.status == "delivered" for name in names for row in ledger.releases(name))
 
 
-def _wait_final(deployment_ids, timeout: float) -> None:
+def _wait_final(deployment_ids, timeout: float, quiet_for: float = 30.0) -> None:
+    """Wait until no run is in flight for ``quiet_for`` seconds: a run already scheduled, or one
+    the automations make for a crashed run, is taken only at a worker's next poll (10 s)."""
     from ppipe.orchestration.deploy import runs_in_flight
 
-    # Quiet twice in a row: a run already scheduled may still be picked up after the last delivery.
-    deadline, quiet = time.monotonic() + timeout, 0
-    while quiet < 2 and time.monotonic() < deadline:
-        quiet = 0 if any(runs_in_flight(d) for d in deployment_ids) else quiet + 1
+    deadline, quiet_since = time.monotonic() + timeout, time.monotonic()
+    while time.monotonic() - quiet_since < quiet_for and time.monotonic() < deadline:
+        if any(runs_in_flight(d) for d in deployment_ids):
+            quiet_since = time.monotonic()
         time.sleep(2)
 
 
