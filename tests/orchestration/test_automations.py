@@ -9,6 +9,7 @@ import asyncio
 import contextvars
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 
@@ -90,7 +91,8 @@ def _send(run_id, event: str, *, ago: float = 0.0) -> None:
 
 @contextmanager
 def _beating(run_id, every: float = 2.0):
-    """Heartbeats of a live run, from a thread, for as long as the block lasts."""
+    """Heartbeats of a live run, from a thread, for as long as the block lasts; a heartbeat
+    that cannot be sent fails the test when the block ends."""
     stop = threading.Event()
 
     def beat():
@@ -98,14 +100,14 @@ def _beating(run_id, every: float = 2.0):
             _send(run_id, "prefect.flow-run.heartbeat")
             stop.wait(every)
 
-    # the thread sees this test's Prefect settings (a context variable), not the defaults
-    thread = threading.Thread(target=contextvars.copy_context().run, args=(beat,), daemon=True)
-    thread.start()
-    try:
-        yield
-    finally:
-        stop.set()
-        thread.join()
+    with ThreadPoolExecutor(max_workers=1) as pool:
+        # the thread sees this test's Prefect settings (a context variable), not the defaults
+        beating = pool.submit(contextvars.copy_context().run, beat)
+        try:
+            yield
+        finally:
+            stop.set()
+        beating.result()
 
 
 def _started(client, deployment_id):
