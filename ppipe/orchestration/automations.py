@@ -142,7 +142,7 @@ def ensure_automation(wanted) -> str:
 
 def _definition(automation) -> dict:
     """What an automation does, without the server's id for it."""
-    return automation.model_dump(mode="json", exclude={"id"})
+    return automation.model_dump(exclude={"id"})  # python mode: sets compare as sets, in any order
 
 
 def _read_by_name(name: str):
