@@ -30,6 +30,7 @@ from ppipe.challenge.spec import Challenge
 from ppipe.challenge.planning import PlannedRelease
 from ppipe.orchestration.deploy import FLOW_NAME
 from ppipe.orchestration.limits import ensure_limits, upload_slot
+from ppipe.orchestration.standby import standby_run
 
 
 
@@ -160,7 +161,8 @@ def dispatch_challenge(challenge: str, now: datetime | None = None, release: int
     run = delivery.Dispatch(ledger, spec, owner=run_id or None, now=now, release=release,
                             steps=task_steps(spec), flow_run_id=run_id or None, listener=_log_step,
                             take_over=True)
-    report = run.run()
+    with standby_run():  # if this machine dies, another worker takes over a lease later
+        report = run.run()
     participant_side(ledger, spec, report)
 
     publish_artifacts(ledger, report)

@@ -1,0 +1,101 @@
+"""A standby run: the dead man's switch of a deployment's run.
+
+While a deployment's run delivers, a second run of the same deployment waits ``Scheduled`` a
+claim lease (plus a margin) ahead. The run keeps moving it forward, and deletes it when it
+ends, however it ends. A run whose machine dies stops moving it: the standby starts just after
+the dead run's claims expire, on any worker, and delivers what they held.
+
+Without it, a dead machine's releases waited for the challenge's next scheduled run (up to a
+whole interval away: a day, for a daily challenge) or for the zombie automation's rerun (2.5
+heartbeats, and up to 15 minutes where Prefect holds the run's events; docs/scale-out.md).
+Prefect has no timer of its own to reset: a scheduled flow run is the documented way to have
+some worker start work at a given time.
+"""
+
+from __future__ import annotations
+
+import contextvars
+import threading
+from contextlib import contextmanager
+from datetime import datetime, timedelta, timezone
+from typing import Iterator
+from uuid import UUID
+
+from prefect import get_client, get_run_logger
+from prefect.runtime import deployment, flow_run
+from prefect.states import Scheduled
+
+from ppipe.settings import claim_lease
+
+#: How long after the last claim could have expired the standby starts. Workers take runs up
+#: to PREFECT_WORKER_PREFETCH_SECONDS (10 s) early: the run moves its standby every third of a
+#: lease, so the standby stays at least two thirds of a lease ahead, out of their reach.
+MARGIN = timedelta(seconds=5)
+
+TAG = "ppipe-standby"
+
+
+@contextmanager
+def standby_run() -> Iterator[None]:
+    """Keep a standby run of this run's deployment scheduled one lease ahead while the body
+    runs. Nothing for a run without a deployment (``ppipe run``: nobody else would take over).
+    The API calls happen in a thread of their own, so the delivery never waits for them (a busy
+    SQLite server took seconds to create a run)."""
+    deployment_id = deployment.id
+    if not deployment_id:
+        yield
+        return
+    stop = threading.Event()
+    context = contextvars.copy_context()  # Prefect's settings and the run's logger, in the thread
+    keeper = threading.Thread(target=context.run, name="ppipe-standby",
+                              args=(_keep, UUID(str(deployment_id)), claim_lease(), stop), daemon=True)
+    keeper.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        keeper.join()
+
+
+def _keep(deployment_id: UUID, lease: timedelta, stop: threading.Event) -> None:
+    """Schedule the standby, move it a lease ahead every third of a lease (as the claims are
+    renewed) until ``stop``, then withdraw it."""
+    with get_client(sync_client=True) as client:
+        standby = _schedule(client, deployment_id, lease)
+        if standby is None:
+            return
+        while not stop.wait(lease.total_seconds() / 3):
+            try:
+                client.set_flow_run_state(standby, Scheduled(scheduled_time=_start_time(lease)), force=True)
+            except Exception:  # noqa: BLE001 - a missed move only lets the standby start early: it
+                continue       # then finds the claims live, waits out their lease, delivers nothing twice
+        _withdraw(client, standby)
+
+
+def _start_time(lease: timedelta) -> datetime:
+    return datetime.now(timezone.utc) + lease + MARGIN
+
+
+def _schedule(client, deployment_id: UUID, lease: timedelta) -> UUID | None:
+    """The standby's id; None (and a warning) when the API refuses: the run goes on without
+    one, as runs did before it existed."""
+    try:
+        standby = client.create_flow_run_from_deployment(
+            deployment_id, state=Scheduled(scheduled_time=_start_time(lease)),
+            name=f"{flow_run.get_name() or 'run'}-standby", tags=[TAG])
+    except Exception as exc:  # noqa: BLE001 - a safety net; the delivery does not depend on it
+        get_run_logger().warning("no standby run (%s): if this machine dies, its releases wait "
+                                 "for the challenge's next run", type(exc).__name__)
+        return None
+    return standby.id
+
+
+def _withdraw(client, standby: UUID) -> None:
+    """Delete the standby while it is still only scheduled. One a worker already took (this run
+    outlived a move it missed) is left to run: it finds nothing left to deliver."""
+    try:
+        if client.read_flow_run(standby).state.is_scheduled():
+            client.delete_flow_run(standby)
+    except Exception as exc:  # noqa: BLE001 - it then runs once and finds nothing to deliver
+        get_run_logger().warning("standby run %s not withdrawn (%s); it will find nothing to deliver",
+                                 standby, type(exc).__name__)
