@@ -1,7 +1,7 @@
 """A standby run: the dead man's switch of a deployment's run.
 
 While a deployment's run delivers, a second run of the same deployment waits ``Scheduled`` a
-claim lease (plus a margin) ahead. The run keeps moving it forward, and deletes it when it
+claim lease (plus a margin) ahead. The run keeps moving it forward, and withdraws it when it
 ends, however it ends. A run whose machine dies stops moving it: the standby starts just after
 the dead run's claims expire, on any worker, and delivers what they held.
 
@@ -23,7 +23,8 @@ from uuid import UUID
 
 from prefect import get_client, get_run_logger
 from prefect.runtime import deployment, flow_run
-from prefect.states import Scheduled
+from prefect.settings import get_current_settings
+from prefect.states import Cancelled, Scheduled
 
 from ppipe.settings import claim_lease
 
@@ -66,10 +67,20 @@ def _keep(deployment_id: UUID, lease: timedelta, stop: threading.Event) -> None:
             return
         while not stop.wait(lease.total_seconds() / 3):
             try:
-                client.set_flow_run_state(standby, Scheduled(scheduled_time=_start_time(lease)), force=True)
+                if not _move(client, standby, lease):
+                    return  # a worker took it: it runs, and finds the claims live or delivered
             except Exception:  # noqa: BLE001 - a missed move only lets the standby start early: it
                 continue       # then finds the claims live, waits out their lease, delivers nothing twice
         _withdraw(client, standby)
+
+
+def _move(client, standby: UUID, lease: timedelta) -> bool:
+    """Move the standby a lease ahead; False when a worker took it meanwhile (Prefect would let
+    a new Scheduled state pull it back from under the worker, so look first)."""
+    if not client.read_flow_run(standby).state.is_scheduled():
+        return False
+    client.set_flow_run_state(standby, Scheduled(scheduled_time=_start_time(lease)))
+    return True
 
 
 def _start_time(lease: timedelta) -> datetime:
@@ -91,11 +102,18 @@ def _schedule(client, deployment_id: UUID, lease: timedelta) -> UUID | None:
 
 
 def _withdraw(client, standby: UUID) -> None:
-    """Delete the standby while it is still only scheduled. One a worker already took (this run
-    outlived a move it missed) is left to run: it finds nothing left to deliver."""
+    """Delete the standby while no worker can be taking it (further ahead than a worker's
+    prefetch); closer, cancel it, which makes a worker's submission abort quietly where a
+    deleted run would fail it. One a worker already took is left to run: it finds nothing to do."""
     try:
-        if client.read_flow_run(standby).state.is_scheduled():
+        run = client.read_flow_run(standby)
+        if not run.state.is_scheduled():
+            return
+        ahead = (run.next_scheduled_start_time - datetime.now(timezone.utc)).total_seconds()
+        if ahead > get_current_settings().worker.prefetch_seconds + MARGIN.total_seconds():
             client.delete_flow_run(standby)
+        else:
+            client.set_flow_run_state(standby, Cancelled(message="ppipe: the run it stood by for ended"))
     except Exception as exc:  # noqa: BLE001 - it then runs once and finds nothing to deliver
         get_run_logger().warning("standby run %s not withdrawn (%s); it will find nothing to deliver",
                                  standby, type(exc).__name__)
