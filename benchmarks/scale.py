@@ -626,7 +626,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/10", help="uses DB N and N+1")
     parser.add_argument("--challenges", type=int, default=20)
     parser.add_argument("--releases", type=int, default=5)
-    parser.add_argument("--every", type=int, default=30, help="seconds between a challenge's releases")
+    parser.add_argument("--every", type=int, default=60,
+                        help="seconds between a challenge's releases (30 saturates two cores: docs/scale-out.md)")
     parser.add_argument("--stagger", type=float, default=1.5, help="seconds between challenges' starts")
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--lead", type=float, default=None,

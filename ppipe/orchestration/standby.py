@@ -28,9 +28,9 @@ from prefect.states import Cancelled, Scheduled
 
 from ppipe.settings import claim_lease
 
-#: How long after the last claim could have expired the standby starts. Workers take runs up
-#: to PREFECT_WORKER_PREFETCH_SECONDS (10 s) early: the run moves its standby every third of a
-#: lease, so the standby stays at least two thirds of a lease ahead, out of their reach.
+#: The standby starts this long after the run's claims would expire, were it to die now. Moved
+#: every third of a lease, it stays at least two thirds of a lease plus this ahead: out of reach
+#: of workers, which take runs up to PREFECT_WORKER_PREFETCH_SECONDS (10 s) early.
 MARGIN = timedelta(seconds=5)
 
 TAG = "ppipe-standby"

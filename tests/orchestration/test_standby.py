@@ -16,14 +16,17 @@ from pathlib import Path
 import polars as pl
 import pytest
 
+from benchmarks.scale import descendants
 from ppipe import api
 from ppipe.challenge.spec import Challenge
 from ppipe.ledger import Ledger
-from ppipe.orchestration import server, standby
+from ppipe.orchestration import deploy, server, standby
+from tests.orchestration.test_deploy import future_challenge
 
-pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("prefect_api")]
+pytestmark = pytest.mark.usefixtures("prefect_api")
 
-LEASE = 15  # seconds: short, so the test is; still past a worker's prefetch (standby.MARGIN)
+LEASE = 15  # seconds: short, so the test is; the standby stays 2/3 x 15 + 5 = 15 s ahead, past
+           # the 5 s these workers prefetch
 POOL = "ppipe-standby-test"
 
 
@@ -37,20 +40,6 @@ def standby_runs(deployment_id) -> list:
         return client.read_flow_runs(
             flow_run_filter=FlowRunFilter(tags=FlowRunFilterTags(all_=[standby.TAG])),
             deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
-
-
-def descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        with contextlib.suppress(OSError, IndexError, ValueError):
-            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            children.setdefault(ppid, []).append(int(entry.name))
-    found, stack = [], [pid]
-    while stack:
-        for child in children.get(stack.pop(), []):
-            found.append(child)
-            stack.append(child)
-    return found
 
 
 def machine(tmp_path: Path, name: str):
@@ -70,6 +59,57 @@ def wait_for(condition, timeout: float, step: float = 0.02):
     return None
 
 
+def scheduled_standby(deployment_id, in_seconds: float):
+    from prefect import get_client
+    from prefect.states import Scheduled
+
+    with get_client(sync_client=True) as client:
+        when = datetime.now(timezone.utc) + timedelta(seconds=in_seconds)
+        return client.create_flow_run_from_deployment(
+            deployment_id, state=Scheduled(scheduled_time=when), tags=[standby.TAG]).id
+
+
+def state_of(run_id):
+    from prefect import get_client
+    from prefect.exceptions import ObjectNotFound
+
+    with get_client(sync_client=True) as client:
+        try:
+            return client.read_flow_run(run_id).state.type.value
+        except ObjectNotFound:
+            return "deleted"
+
+
+def test_a_standby_is_deleted_out_of_a_workers_reach_and_cancelled_within_it(tmp_path):
+    """Within a worker's prefetch a worker may be taking it: cancelled, a worker's submission
+    aborts quietly; further ahead, no worker can hold it: deleted, no trace in the UI."""
+    from prefect import get_client
+
+    deployment_id = deploy.deploy(future_challenge(tmp_path, name="withdrawn"))
+    far, near = scheduled_standby(deployment_id, 300), scheduled_standby(deployment_id, 3)
+    with get_client(sync_client=True) as client:
+        standby._withdraw(client, far)
+        standby._withdraw(client, near)
+    assert (state_of(far), state_of(near)) == ("deleted", "CANCELLED")
+
+
+def test_a_standby_a_worker_took_is_neither_moved_nor_withdrawn(tmp_path):
+    from prefect import get_client
+    from prefect.states import Pending
+
+    deployment_id = deploy.deploy(future_challenge(tmp_path, name="taken"))
+    taken = scheduled_standby(deployment_id, 300)
+    with get_client(sync_client=True) as client:
+        assert standby._move(client, taken, timedelta(seconds=60))  # still scheduled: moved
+        moved = client.read_flow_run(taken).next_scheduled_start_time
+        assert abs((moved - datetime.now(timezone.utc)).total_seconds() - 65) < 10
+        client.set_flow_run_state(taken, Pending())  # what a worker does as it takes a run
+        assert not standby._move(client, taken, timedelta(seconds=60))
+        standby._withdraw(client, taken)
+    assert state_of(taken) == "PENDING"
+
+
+@pytest.mark.slow
 def test_a_dead_machines_release_is_delivered_by_its_standby_a_lease_later(tmp_path, monkeypatch):
     from prefect.deployments import run_deployment
 
