@@ -35,22 +35,27 @@ MARGIN = timedelta(seconds=5)
 
 TAG = "ppipe-standby"
 
+#: Seconds the run waits for its standby to be scheduled before it claims anything; past that
+#: (an overloaded API) it goes on, and the standby follows when the API answers.
+SCHEDULE_WAIT = 10.0
+
 
 @contextmanager
 def standby_run() -> Iterator[None]:
     """Keep a standby run of this run's deployment scheduled one lease ahead while the body
     runs. Nothing for a run without a deployment (``ppipe run``: nobody else would take over).
-    The API calls happen in a thread of their own, so the delivery never waits for them (a busy
-    SQLite server took seconds to create a run)."""
+    The API calls happen in a thread of their own: the run waits for the standby's creation (at
+    most :data:`SCHEDULE_WAIT`) and, as it ends, for the withdrawal; the moves go on beside it."""
     deployment_id = deployment.id
     if not deployment_id:
         yield
         return
-    stop = threading.Event()
+    scheduled, stop = threading.Event(), threading.Event()
     context = contextvars.copy_context()  # Prefect's settings and the run's logger, in the thread
-    keeper = threading.Thread(target=context.run, name="ppipe-standby",
-                              args=(_keep, UUID(str(deployment_id)), claim_lease(), stop), daemon=True)
+    keeper = threading.Thread(target=context.run, name="ppipe-standby", daemon=True,
+                              args=(_keep, UUID(str(deployment_id)), claim_lease(), scheduled, stop))
     keeper.start()
+    scheduled.wait(SCHEDULE_WAIT)  # the standby is there before the first claim, unless the API is that slow
     try:
         yield
     finally:
@@ -58,11 +63,12 @@ def standby_run() -> Iterator[None]:
         keeper.join()
 
 
-def _keep(deployment_id: UUID, lease: timedelta, stop: threading.Event) -> None:
-    """Schedule the standby, move it a lease ahead every third of a lease (as the claims are
-    renewed) until ``stop``, then withdraw it."""
+def _keep(deployment_id: UUID, lease: timedelta, scheduled: threading.Event, stop: threading.Event) -> None:
+    """Schedule the standby (then set ``scheduled``), move it a lease ahead every third of a
+    lease (as the claims are renewed) until ``stop``, then withdraw it."""
     with get_client(sync_client=True) as client:
         standby = _schedule(client, deployment_id, lease)
+        scheduled.set()
         if standby is None:
             return
         while not stop.wait(lease.total_seconds() / 3):
