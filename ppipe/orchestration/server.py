@@ -125,7 +125,8 @@ def server_environment(home: Path | None = None) -> dict[str, str]:
 
 
 def start(at_port: int | None = None, *, timeout: float = 90.0, home: Path | None = None) -> ServerStatus:
-    """Start ``prefect server start`` in the background, or reuse one that answers; wait until healthy."""
+    """Start ``prefect server start`` in the background (with ppipe's SQLite fix, see
+    ``prefect_server``), or reuse one that answers; wait until healthy."""
     current = status(at_port)
     if current.healthy:
         return current
@@ -134,7 +135,8 @@ def start(at_port: int | None = None, *, timeout: float = 90.0, home: Path | Non
     chosen = at_port or port()
     with open(os.open(_log_file(), os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600), "ab") as log:
         process = subprocess.Popen(
-            [prefect_executable(), "server", "start", "--host", HOST, "--port", str(chosen)],
+            [sys.executable, "-m", "ppipe.orchestration.prefect_server",
+             "server", "start", "--host", HOST, "--port", str(chosen)],
             stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env,
             start_new_session=True,  # its own process group, so stop() ends it and its children only
             umask=0o077,  # Prefect's database and files stay private to the organiser

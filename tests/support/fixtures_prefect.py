@@ -64,13 +64,15 @@ def on_demand_prefect_port():
 
 
 def _listeners(port: str) -> list[int]:
-    """Pids of ``prefect server start ... --port PORT`` processes (read from /proc: Linux only)."""
+    """Pids of ``prefect server start ... --port PORT`` processes, as ppipe starts them (through
+    ``ppipe.orchestration.prefect_server``) or not (read from /proc: Linux only)."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             words = cmdline.read_bytes().decode(errors="replace").split("\0")
         except OSError:
             continue
-        if any(w.endswith("prefect") for w in words) and "server" in words and port in words:
+        prefect = any(w.endswith("prefect") or w == "ppipe.orchestration.prefect_server" for w in words)
+        if prefect and "server" in words and port in words:
             found.append(int(cmdline.parent.name))
     return found
