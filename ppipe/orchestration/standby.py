@@ -35,17 +35,18 @@ MARGIN = timedelta(seconds=5)
 
 TAG = "ppipe-standby"
 
-#: Seconds the run waits for its standby to be scheduled before it claims anything; past that
-#: (an overloaded API) it goes on, and the standby follows when the API answers.
-SCHEDULE_WAIT = 10.0
+#: Seconds the run waits for its standby to be scheduled before it claims anything, and for it
+#: to be withdrawn as the run ends. Past that (an overloaded API) the run goes on: a standby
+#: scheduled late follows when the API answers, one never withdrawn runs once and finds nothing.
+API_WAIT = 10.0
 
 
 @contextmanager
 def standby_run() -> Iterator[None]:
     """Keep a standby run of this run's deployment scheduled one lease ahead while the body
     runs. Nothing for a run without a deployment (``ppipe run``: nobody else would take over).
-    The API calls happen in a thread of their own: the run waits for the standby's creation (at
-    most :data:`SCHEDULE_WAIT`) and, as it ends, for the withdrawal; the moves go on beside it."""
+    The API calls happen in a thread of their own: the run waits for the standby's creation and,
+    as it ends, for the withdrawal (each at most :data:`API_WAIT`); the moves go on beside it."""
     deployment_id = deployment.id
     if not deployment_id:
         yield
@@ -55,12 +56,12 @@ def standby_run() -> Iterator[None]:
     keeper = threading.Thread(target=context.run, name="ppipe-standby", daemon=True,
                               args=(_keep, UUID(str(deployment_id)), claim_lease(), scheduled, stop))
     keeper.start()
-    scheduled.wait(SCHEDULE_WAIT)  # the standby is there before the first claim, unless the API is that slow
+    scheduled.wait(API_WAIT)  # the standby is there before the first claim, unless the API is that slow
     try:
         yield
     finally:
         stop.set()
-        keeper.join()
+        keeper.join(API_WAIT)
 
 
 def _keep(deployment_id: UUID, lease: timedelta, scheduled: threading.Event, stop: threading.Event) -> None:
