@@ -41,6 +41,14 @@ def take_slots_with_the_write_lock() -> None:
     endpoints._acquire_concurrency_slots = acquire_with_the_write_lock
 
 
+def create_app(*args, **kwargs):
+    """Prefect's server app with the fix, for ``uvicorn --factory`` (Prefect's test harness)."""
+    take_slots_with_the_write_lock()
+    from prefect.server.api.server import create_app as prefects_app
+
+    return prefects_app(*args, **kwargs)
+
+
 def main() -> int:
     take_slots_with_the_write_lock()
     from prefect.cli import app

@@ -1,6 +1,6 @@
-"""ppipe's standing server takes concurrency slots without "database is locked" (503s that
-cost the client a 2 s retry), while other requests write; Prefect's own server, started the
-plain way, still answers 503 there (when that test fails, Prefect has fixed it: drop the fix
+"""ppipe's standing server (and the test harness's) takes concurrency slots without "database
+is locked" (503s that cost the client a 2 s retry), while other requests write; Prefect's own
+server, started the plain way, still answers 503 there (when that test fails, Prefect has fixed it: drop the fix
 in ``ppipe.orchestration.prefect_server``). Real servers on SQLite, real HTTP."""
 
 from __future__ import annotations
@@ -70,6 +70,13 @@ def _slots_beside_writes(api: str) -> Counter:
 def test_slots_are_taken_without_503_while_the_server_writes(prefect_server):
     outcomes = _slots_beside_writes(prefect_server)
     assert outcomes == Counter({200: 2 * ROUNDS})
+
+
+def test_the_test_harness_server_has_the_fix_too(prefect_harness):
+    """The flow tests' server (Prefect's harness, started with ppipe's app factory)."""
+    from prefect.settings import PREFECT_API_URL
+
+    assert _slots_beside_writes(PREFECT_API_URL.value()) == Counter({200: 2 * ROUNDS})
 
 
 @pytest.fixture

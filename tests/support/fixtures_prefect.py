@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import os
 import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -44,11 +46,28 @@ def prefect_api(prefect_server, monkeypatch):
 
 @pytest.fixture(scope="session")
 def prefect_harness():
-    """Prefect's test harness (a temporary database and API in this process), once per session."""
+    """Prefect's test harness (a temporary database, its API in a subprocess), once per session.
+    Its server gets the SQLite fix ppipe's own server runs with (ppipe.orchestration.prefect_server):
+    without it, an upload task's slot acquisitions got 503s and 2-s retries beside the run's
+    writes, until the task timed out."""
+    from prefect.server.api.server import SubprocessASGIServer
     from prefect.testing.utilities import prefect_test_harness
 
-    with prefect_test_harness(server_startup_timeout=120):
-        yield
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(SubprocessASGIServer, "_run_uvicorn_command", _harness_server_with_the_fix)
+        with prefect_test_harness(server_startup_timeout=120):
+            yield
+
+
+def _harness_server_with_the_fix(server) -> subprocess.Popen:
+    """Prefect 3.8's ``SubprocessASGIServer._run_uvicorn_command``, serving ppipe's app factory."""
+    from prefect.settings import get_current_settings
+
+    return subprocess.Popen(
+        [sys.executable, "-m", "uvicorn", "--factory", "ppipe.orchestration.prefect_server:create_app",
+         "--host", "127.0.0.1", "--port", str(server.port), "--log-level", "error", "--lifespan", "on"],
+        env={**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1", "PREFECT__SERVER_FINAL": "1",
+             **get_current_settings().to_environment_variables(exclude_unset=True)})
 
 
 @pytest.fixture(scope="session", autouse=True)
