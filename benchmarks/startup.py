@@ -19,13 +19,14 @@ import csv
 import os
 import resource
 import shutil
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 from pathlib import Path
+
+from ppipe.participants.http.serve import free_port
 
 BIN = Path(sys.executable).parent
 ROWS = 300
@@ -88,12 +89,6 @@ def timed(command: list[str], env: dict) -> tuple[float, float]:
     if done.returncode:
         sys.exit(f"{' '.join(command)} failed: {done.stderr.decode()[-2000:]}")
     return wall, (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def setup(work: Path, runs: int) -> dict:

@@ -6,18 +6,14 @@ in ``ppipe.orchestration.prefect_server``). Real servers on SQLite, real HTTP.""
 from __future__ import annotations
 
 import contextlib
-import os
-import signal
-import subprocess
 import threading
-import time
 import uuid
 from collections import Counter
 
 import httpx
 import pytest
 
-from ppipe.orchestration import server
+from ppipe.orchestration import cluster, server
 from tests.support.servers import free_port
 
 LIMIT = "ppipe-test-slots"
@@ -82,21 +78,13 @@ def test_the_test_harness_server_has_the_fix_too(prefect_harness):
 def plain_prefect_server(tmp_path):
     """``prefect server start`` as Prefect ships it, on SQLite in a temporary home."""
     port = free_port()
-    url = server.api_url(port)
-    with open(tmp_path / "server.log", "wb") as log:
-        process = subprocess.Popen(
-            [server.prefect_executable(), "server", "start", "--host", server.HOST, "--port", str(port)],
-            env=server.server_environment(tmp_path / "prefect"), stdout=log, stderr=subprocess.STDOUT,
-            start_new_session=True)
+    command = ["server", "start", "--host", server.HOST, "--port", str(port)]
+    started = cluster._spawn("plain", command, server.server_environment(tmp_path / "prefect"), tmp_path)
     try:
-        deadline = time.monotonic() + 120
-        while not server.healthy(url):
-            assert process.poll() is None and time.monotonic() < deadline, (tmp_path / "server.log").read_text()
-            time.sleep(0.5)
-        yield url
+        cluster._wait_healthy(started, server.api_url(port), timeout=120)
+        yield server.api_url(port)
     finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        process.wait(timeout=30)
+        cluster.stop_groups([started.process.pid])
 
 
 def test_prefects_own_server_still_answers_503_there(plain_prefect_server):
