@@ -191,19 +191,44 @@ def _left_out(events: list) -> list[str]:
 # --- one function per perturbation: (state, definition, rng) -> Applied ----------------------
 
 
+#: Below this rate the picks are drawn as the gaps between them (one draw a pick); above it,
+#: one draw a row is cheaper (a geometric draw costs about three uniform ones).
+GAPS_BELOW = 0.25
+
+
 def _picked(rng: np.random.Generator, n: int, rate: float) -> np.ndarray:
-    """A boolean mask: each of ``n`` rows picked with probability ``rate``."""
-    return rng.random(n) < rate
+    """The positions (increasing) of the rows picked, each of ``n`` rows independently with
+    probability ``rate``. At a low rate the gaps between picks are drawn (geometric: the same
+    distribution as a draw per row), so a 5% event draws 5% of the numbers."""
+    if rate <= 0 or n == 0:
+        return np.empty(0, dtype=np.int64)
+    if rate >= GAPS_BELOW:
+        return np.flatnonzero(rng.random(n) < rate)
+    expected = n * rate
+    batch = int(expected + 6 * (expected * (1 - rate)) ** 0.5) + 16  # short only about once in 10^9
+    positions = np.cumsum(rng.geometric(rate, size=batch)) - 1
+    while positions[-1] < n:
+        positions = np.concatenate([positions, positions[-1] + np.cumsum(rng.geometric(rate, size=batch))])
+    return positions[:np.searchsorted(positions, n)]
+
+
+def _mask(positions: np.ndarray, n: int) -> np.ndarray:
+    mask = np.zeros(n, dtype=bool)
+    mask[positions] = True
+    return mask
 
 
 def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
     rows: dict[str, np.ndarray] = {}
-    nulled = np.zeros(state.height, dtype=bool)
+    nulled = []
     for column in spec.columns:
-        mask = _picked(rng, state.height, spec.rate)
-        rows[column], nulled = state.rows[mask], nulled | mask
-        state.change(partial(_nulled, column), mask)
-    every = state.rows[nulled] if state.increasing else _unique(state.rows[nulled])  # sorted, a copy's row once
+        picked = _picked(rng, state.height, spec.rate)
+        rows[column] = state.rows[picked]
+        nulled.append(picked)
+        state.change(partial(_nulled, column), _mask(picked, state.height))
+    every = state.rows[_unique(np.concatenate(nulled))]
+    if not state.increasing:
+        every = _unique(every)  # sorted, a copy's row once
     return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
 
 
@@ -219,7 +244,7 @@ def _nulled(column: str, frame: pl.LazyFrame, mask: np.ndarray) -> pl.LazyFrame:
 
 def duplicates(state: State, spec: Duplicates, rng: np.random.Generator) -> Applied:
     n = state.height
-    originals = np.flatnonzero(_picked(rng, n, spec.rate))
+    originals = _picked(rng, n, spec.rate)
     # each copy goes somewhere after its original: position in (original, n]
     places = originals + 1 + np.floor(rng.random(len(originals)) * (n - originals)).astype(np.int64)
     copied = state.rows[originals]
@@ -264,7 +289,7 @@ def late_labels(state: State, spec: LateLabels, rng: np.random.Generator) -> App
 
 
 def out_of_order(state: State, spec: OutOfOrder, rng: np.random.Generator) -> Applied:
-    picked = np.flatnonzero(_picked(rng, state.height, spec.rate))
+    picked = _picked(rng, state.height, spec.rate)
     if len(picked) < 2:  # one row alone cannot leave its place
         return Applied(0, "out_of_order", [spec.column], state.rows[:0], {"rate": spec.rate})
     moved = state.rows[picked] if state.increasing else np.sort(state.rows[picked])

@@ -8,7 +8,7 @@ import pytest
 
 from ppipe.scenario.labels import release_names
 from ppipe.challenge.scenario import events_for
-from ppipe.scenario.perturb import ROW, _left_out, as_float, perturb
+from ppipe.scenario.perturb import GAPS_BELOW, ROW, _left_out, _picked, as_float, perturb, rng_for
 from tests.scenario.support import binomial_bounds, challenge, sensors
 
 START, STOP = 4286, 5714  # release_3 of 7 over 10,000 rows
@@ -148,6 +148,35 @@ def test_rate_zero_and_one_are_exact(tmp_path):
     assert none.frame["humidity"].null_count() == 0
     assert every.frame["humidity"].null_count() == every.frame.height
     assert np.array_equal(sensors(START, STOP)["humidity"].to_numpy(), none.frame["humidity"].to_numpy())
+
+
+@pytest.mark.parametrize("rate", [0.001, 0.05, GAPS_BELOW / 2, GAPS_BELOW, 0.9])
+def test_picks_are_a_draw_per_row_at_the_rate_whichever_way_they_are_drawn(rate):
+    n, quarter = 40_000, 10_000
+    for seed in range(3):
+        picked = _picked(rng_for(seed, 0, 0), n, rate)
+        assert picked.dtype == np.int64 and np.all(np.diff(picked) > 0) and 0 <= picked[0] and picked[-1] < n
+        low, high = binomial_bounds(n, rate)
+        assert low <= len(picked) <= high
+        low, high = binomial_bounds(quarter, rate)  # spread evenly: as many in each quarter
+        assert all(low <= count <= high for count in np.bincount(picked // quarter, minlength=4))
+    assert np.array_equal(_picked(rng_for(1, 2, 3), n, rate), _picked(rng_for(1, 2, 3), n, rate))
+
+
+@pytest.mark.parametrize("rate", [0.05, 0.5])
+def test_the_first_and_the_last_row_are_picked_at_the_rate_too(rate):
+    draws = [_picked(rng_for(seed, 0, 0), 50, rate) for seed in range(3_000)]
+    low, high = binomial_bounds(3_000, rate)
+    assert low <= sum(0 in picked for picked in draws) <= high
+    assert low <= sum(49 in picked for picked in draws) <= high
+
+
+def test_picks_drawn_as_gaps_are_drawn_again_when_the_first_batch_falls_short():
+    class OneApart:  # every gap 1: the first batch ends long before the last row
+        def geometric(self, rate, size):
+            return np.ones(size, dtype=np.int64)
+
+    assert np.array_equal(_picked(OneApart(), 5_000, 0.01), np.arange(5_000))
 
 
 def test_drift_after_duplicates_counts_the_copies(tmp_path):
