@@ -54,10 +54,11 @@ def remove_stale(folder: Path, pattern: str) -> int:
 
 
 def write_json(path: Path, payload: dict) -> None:
-    """Write ``payload`` as JSON to ``path`` via a fsynced temporary file in the same folder and a rename."""
+    """Write ``payload`` as JSON to ``path`` via a fsynced temporary file in the same folder and a
+    rename; the file is readable by its owner only (everything written this way is under PPIPE_HOME)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(tmp, "w", encoding="utf-8") as f:
+        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
             json.dump(payload, f, indent=2, ensure_ascii=False, default=str)
             f.flush()
             os.fsync(f.fileno())

@@ -47,8 +47,8 @@ def write_manifest(challenge: Challenge, staged: StagedSource, delivered: list[d
     }
     folder = settings.private_dir(settings.releases_dir(challenge.name))
     path = folder / MANIFEST
-    durable.write_json(path, manifest)
-    return settings.make_private(path)
+    durable.write_json(path, manifest)  # private, as everything under PPIPE_HOME
+    return path
 
 
 _RELEASE_KEYS = ("index", "name", "start", "stop", "rows", "sha256", "bytes", "scheduled_at", "delivered_at")

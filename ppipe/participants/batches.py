@@ -78,12 +78,12 @@ def _write(challenge: Challenge, index: int, source_sha256: str | None) -> tuple
     label = challenge.requests.prediction.label
     if label not in staged.columns:
         raise SpecError("requests.prediction.label", f"the source has no column {label!r}")
-    folder = settings.releases_dir(challenge.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = settings.private_dir(settings.releases_dir(challenge.name))
     final = folder / file_name(challenge, index)
     tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
     try:
         cut = staged.cut_without(challenge, planned, tmp, [label])
+        settings.make_private(tmp)  # polars writes with the process umask
         tmp.replace(final)
     finally:
         tmp.unlink(missing_ok=True)

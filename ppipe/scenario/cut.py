@@ -135,12 +135,12 @@ def _write_labels(challenge: Any, staged: Any, index: int, frame_of: FrameOf, wr
     frame = frame_of(planned).select(pl.col(ROW).alias(ROW_ID), pl.col(label))
     if staged.shuffled:  # otherwise the rows are in source order already: a sort would hold them all
         frame = frame.sort(ROW_ID)
-    folder = settings.releases_dir(challenge.name)
-    folder.mkdir(parents=True, exist_ok=True)
+    folder = settings.private_dir(settings.releases_dir(challenge.name))
     name = labels_.labels_file_name(challenge, index)
     tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
     try:
         write(frame, tmp)
+        settings.make_private(tmp)  # polars writes with the process umask
     except BaseException:
         tmp.unlink(missing_ok=True)
         raise

@@ -20,7 +20,7 @@ from typing import Iterable
 
 import polars as pl
 
-from ppipe import durable
+from ppipe import durable, settings
 from ppipe.errors import SourceError, SpecError
 from ppipe.challenge.scenario import Files
 
@@ -178,10 +178,11 @@ def _hashed(ref: Referenced, release_name: str, copies: Path, known: dict[str, l
     name = f"{release_name}/{ref.relative}"
     if _is_url(ref.source):
         local = copies / ref.relative
-        local.parent.mkdir(parents=True, exist_ok=True)
+        settings.private_dir(local.parent)
         import fsspec
 
-        with fsspec.open(ref.source, "rb") as remote, open(local, "wb") as out:
+        with fsspec.open(ref.source, "rb") as remote, \
+                open(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:  # private
             size, digest = _copy_hashing(remote, out)
         return Shipped(name, str(local), digest, size)
     entry, info = known.get(ref.source), os.stat(ref.source)

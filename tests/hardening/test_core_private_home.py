@@ -60,3 +60,32 @@ def test_the_prefect_server_ppipe_starts_keeps_its_database_private(tmp_path, mo
     finally:
         server.stop(port)
     assert _open_to_others(home) == []
+
+
+def test_prediction_batches_labels_files_and_manifests_are_private_too(tmp_path):
+    """The participant side's files (predict_k, the manifest it rewrites) and a scenario's
+    (labels files, the organiser's record) land in PPIPE_HOME like the releases."""
+    home = tmp_path / "ppipe-home"
+    os.umask(0o022)
+    from datetime import datetime, timedelta, timezone
+
+    start = (datetime.now(timezone.utc) + timedelta(days=1)).replace(microsecond=0).isoformat()
+    data = spec(tmp_path, releases=3, output={"format": "csv", "row_id": True},
+                schedule={"start": start, "every": "1d"},  # releases still to come: predict_k goes out
+                requests={"prediction": {"label": "label", "metric": "accuracy"}},
+                scenario={"seed": 3, "events": [{"from": 0, "late_labels": {"label": "label", "lag": 1}},
+                                                {"at": 1, "missing": {"columns": ["humidity"], "rate": 0.1}}]})
+    created = ppipe("create", str(write_spec(tmp_path, data)))
+    assert created.returncode == 0, created.stderr
+    from ppipe import delivery
+    from ppipe.ledger import Ledger
+    from ppipe.participants import requests
+
+    ledger = Ledger()
+    for index in (0, 1):
+        delivery.dispatch(ledger, "chal-a", release=index)
+        assert all(not opened.problems for opened in requests.open_due(ledger, "chal-a"))
+    releases = home / "releases" / "chal-a"
+    assert {"predict_1.csv", "predict_2.csv", "labels_0.csv", "manifest.json"} <= {p.name for p in releases.iterdir()}
+    assert list((home / "scenario" / "chal-a").glob("*.json"))
+    assert _open_to_others(home) == []

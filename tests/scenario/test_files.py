@@ -5,6 +5,8 @@ test server), and ``ppipe verify`` checks each file."""
 from __future__ import annotations
 
 import json
+import os
+import stat
 import uuid
 from datetime import datetime, timezone
 from pathlib import Path
@@ -13,7 +15,7 @@ import polars as pl
 import pytest
 from typer.testing import CliRunner
 
-from ppipe import api
+from ppipe import api, settings
 from ppipe.cli import app
 from ppipe.delivery import dispatch
 from ppipe.destinations import open_destination
@@ -127,6 +129,28 @@ def test_absolute_paths_and_urls_outside_the_root(tmp_path, shapes):
     assert paths[0].startswith("release_0/_external/") and paths[0].endswith("/elsewhere.png")
     assert (out / paths[0]).read_bytes() == elsewhere.read_bytes()
     assert verify(made.name).ok
+
+
+def test_a_file_at_a_url_is_fetched_into_a_private_copy_and_delivered(tmp_path, shapes):
+    import fsspec
+
+    os.umask(0o022)  # the usual umask: the fetched copy must be private anyway
+    url = f"memory://refs-{uuid.uuid4().hex[:8]}/remote.png"  # fsspec's in-process file system
+    with fsspec.open(url, "wb") as out:
+        out.write(b"\x89PNG remote")
+    table = pl.read_csv(shapes)
+    table.with_columns(pl.when(pl.int_range(pl.len()) == 0).then(pl.lit(url)).otherwise(pl.col("image"))
+                       .alias("image")).write_csv(shapes)
+    made = multimodal(tmp_path, shapes, {"kind": "local", "path": str(tmp_path / "out")})
+    api.create(made)
+    dispatch(Ledger(), made.name, now=LATER)
+    out = tmp_path / "out" / made.name
+    shipped = pl.read_csv(out / "release_0.csv")["image"][0]
+    assert shipped.startswith("release_0/_external/") and (out / shipped).read_bytes() == b"\x89PNG remote"
+    assert verify(made.name).ok
+    fetched = list((settings.home() / "releases" / made.name / "release_0").rglob("*"))
+    assert any(p.name == "remote.png" for p in fetched)
+    assert all(stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600) for p in fetched)
 
 
 def test_the_shapes_example_is_what_the_script_makes(tmp_path):
