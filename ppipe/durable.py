@@ -19,6 +19,13 @@ from typing import BinaryIO
 from ppipe.settings import claim_lease
 
 
+def open_private(path: Path, mode: str = "w", encoding: str | None = "utf-8"):
+    """``path`` opened for writing (created or truncated), readable by its owner only whatever the
+    umask: what ppipe writes under PPIPE_HOME. ``mode`` "w" (text) or "wb"."""
+    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), mode,
+                encoding=None if "b" in mode else encoding)
+
+
 def fsync_file(path: Path) -> None:
     """Flush a written file's bytes to disk."""
     with open(path, "rb+") as handle:
@@ -58,7 +65,7 @@ def write_json(path: Path, payload: dict) -> None:
     rename; the file is readable by its owner only (everything written this way is under PPIPE_HOME)."""
     tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
     try:
-        with open(os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w", encoding="utf-8") as f:
+        with open_private(tmp) as f:
             json.dump(payload, f, indent=2, ensure_ascii=False, default=str)
             f.flush()
             os.fsync(f.fileno())

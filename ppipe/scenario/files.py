@@ -117,7 +117,8 @@ def fingerprint(sources: list[str], folder: Path) -> Path:
         entries = dict(zip(local, pool.map(_stat_and_hash, local)))
     path = folder / INDEX
     tmp = folder / f".{INDEX}.tmp"
-    tmp.write_text(json.dumps(entries, separators=(",", ":")), encoding="utf-8")
+    with durable.open_private(tmp) as out:
+        out.write(json.dumps(entries, separators=(",", ":")))
     durable.fsync_file(tmp)
     tmp.replace(path)
     return path
@@ -181,8 +182,7 @@ def _hashed(ref: Referenced, release_name: str, copies: Path, known: dict[str, l
         settings.private_dir(local.parent)
         import fsspec
 
-        with fsspec.open(ref.source, "rb") as remote, \
-                open(os.open(local, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), "wb") as out:  # private
+        with fsspec.open(ref.source, "rb") as remote, durable.open_private(local, "wb") as out:
             size, digest = _copy_hashing(remote, out)
         return Shipped(name, str(local), digest, size)
     entry, info = known.get(ref.source), os.stat(ref.source)

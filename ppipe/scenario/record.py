@@ -40,8 +40,7 @@ def write(challenge: str, release: str, record: dict) -> Path:
     tmp = where / f".{path.name}.{uuid.uuid4().hex}.tmp"
     try:
         text = json.dumps(_rows_packed(record), separators=(",", ":"), ensure_ascii=False)
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        with os.fdopen(fd, "w", encoding="utf-8") as out:
+        with durable.open_private(tmp) as out:
             out.write(text)
             out.flush()
             os.fsync(out.fileno())

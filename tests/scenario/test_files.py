@@ -148,9 +148,9 @@ def test_a_file_at_a_url_is_fetched_into_a_private_copy_and_delivered(tmp_path, 
     shipped = pl.read_csv(out / "release_0.csv")["image"][0]
     assert shipped.startswith("release_0/_external/") and (out / shipped).read_bytes() == b"\x89PNG remote"
     assert verify(made.name).ok
-    fetched = list((settings.home() / "releases" / made.name / "release_0").rglob("*"))
-    assert any(p.name == "remote.png" for p in fetched)
-    assert all(stat.S_IMODE(p.stat().st_mode) == (0o700 if p.is_dir() else 0o600) for p in fetched)
+    home = list(settings.home().rglob("*"))  # the fetched copy, files.json at create, the rest
+    assert any(p.name == "remote.png" for p in home) and any(p.name == "files.json" for p in home)
+    assert [p for p in home if stat.S_IMODE(p.stat().st_mode) != (0o700 if p.is_dir() else 0o600)] == []
 
 
 def test_the_shapes_example_is_what_the_script_makes(tmp_path):
