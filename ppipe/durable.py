@@ -22,8 +22,9 @@ from ppipe.settings import claim_lease
 def open_private(path: Path, mode: str = "w", encoding: str | None = "utf-8"):
     """``path`` opened for writing (created or truncated), readable by its owner only whatever the
     umask: what ppipe writes under PPIPE_HOME. ``mode`` "w" (text) or "wb"."""
-    return open(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600), mode,
-                encoding=None if "b" in mode else encoding)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # a file already there keeps its mode through O_CREAT
+    return open(fd, mode, encoding=None if "b" in mode else encoding)
 
 
 def fsync_file(path: Path) -> None:

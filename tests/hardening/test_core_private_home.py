@@ -89,3 +89,16 @@ def test_prediction_batches_labels_files_and_manifests_are_private_too(tmp_path)
     assert {"predict_1.csv", "predict_2.csv", "labels_0.csv", "manifest.json"} <= {p.name for p in releases.iterdir()}
     assert list((home / "scenario" / "chal-a").glob("*.json"))
     assert _open_to_others(home) == []
+
+
+def test_a_file_ppipe_writes_is_private_whatever_was_there(tmp_path):
+    from ppipe import durable
+
+    os.umask(0o022)
+    fresh, there = tmp_path / "fresh.json", tmp_path / "there.json"
+    there.write_text("old")
+    there.chmod(0o644)  # left by an earlier version, say
+    for path in (fresh, there):
+        with durable.open_private(path) as out:
+            out.write("{}")
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600 and path.read_text() == "{}"
