@@ -14,9 +14,11 @@ import os
 import time
 import uuid
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, Callable, TypeVar
 
-from ppipe.settings import claim_lease
+from ppipe.settings import claim_lease, make_private
+
+T = TypeVar("T")
 
 
 def open_private(path: Path, mode: str = "w", encoding: str | None = "utf-8"):
@@ -59,6 +61,21 @@ def remove_stale(folder: Path, pattern: str) -> int:
         except FileNotFoundError:  # removed meanwhile by another run
             continue
     return removed
+
+
+def write_private(final: Path, write: Callable[[Path], T]) -> T:
+    """``write(tmp)`` to a temporary name beside ``final``, then the file made private (polars and
+    pyarrow write with the process umask) and renamed to ``final``, and the folder fsynced; returns
+    what ``write`` returned. A failure leaves nothing under either name."""
+    tmp = final.with_name(f".{final.name}.{uuid.uuid4().hex}.tmp")
+    try:
+        written = write(tmp)
+        make_private(tmp)  # before it takes its final name: never readable by others
+        tmp.replace(final)
+    finally:
+        tmp.unlink(missing_ok=True)
+    fsync_dir(final.parent)
+    return written
 
 
 def write_json(path: Path, payload: dict) -> None:

@@ -9,7 +9,6 @@ never leaves a half-written file under the final name.
 
 from __future__ import annotations
 
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,12 +45,5 @@ def write_release(challenge: Challenge, staged: StagedSource, release: PlannedRe
     name = challenge.release_file_name(release.index)
     final = folder / name
     durable.remove_stale(folder, f".{name}.*.tmp")  # left by a run killed while saving
-    tmp = folder / f".{name}.{uuid.uuid4().hex}.tmp"
-    try:
-        cut = staged.cut(challenge, release, tmp)
-        settings.make_private(tmp)  # before it takes its final name: never readable by others
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    durable.fsync_dir(folder)
+    cut = durable.write_private(final, lambda tmp: staged.cut(challenge, release, tmp))
     return ReleaseFile(path=final, name=name, sha256=cut.sha256, bytes=cut.bytes, rows=cut.rows, extras=cut.extras)

@@ -80,15 +80,7 @@ def _write(challenge: Challenge, index: int, source_sha256: str | None) -> tuple
         raise SpecError("requests.prediction.label", f"the source has no column {label!r}")
     folder = settings.private_dir(settings.releases_dir(challenge.name))
     final = folder / file_name(challenge, index)
-    tmp = folder / f".{final.name}.{uuid.uuid4().hex}.tmp"
-    try:
-        cut = staged.cut_without(challenge, planned, tmp, [label])
-        settings.make_private(tmp)  # polars writes with the process umask
-        tmp.replace(final)
-    finally:
-        tmp.unlink(missing_ok=True)
-    durable.fsync_dir(folder)
-    return final, cut
+    return final, durable.write_private(final, lambda tmp: staged.cut_without(challenge, planned, tmp, [label]))
 
 
 def batches(ledger: Ledger, name: str) -> list[PredictionBatch]:

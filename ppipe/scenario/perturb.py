@@ -226,9 +226,7 @@ def missing(state: State, spec: Missing, rng: np.random.Generator) -> Applied:
         rows[column] = state.rows[picked]
         nulled.append(picked)
         state.change(partial(_nulled, column), _mask(picked, state.height))
-    every = state.rows[_unique(np.concatenate(nulled))]
-    if not state.increasing:
-        every = _unique(every)  # sorted, a copy's row once
+    every = _unique(state.rows[np.concatenate(nulled)])  # sorted, a row (or a copy's row) once
     return Applied(0, "missing", list(spec.columns), every, {"rate": spec.rate, "rows_per_column": rows})
 
 
